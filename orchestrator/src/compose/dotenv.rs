@@ -1,0 +1,1 @@
+//! dotenv files: compose-go syntax. (filled in by the dotenv work)

@@ -1,0 +1,1 @@
+//! Variable interpolation. (filled in)

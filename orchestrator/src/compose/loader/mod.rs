@@ -1,0 +1,1 @@
+//! The loader pipeline. (filled in)

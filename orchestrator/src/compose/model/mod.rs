@@ -1,0 +1,1 @@
+//! Typed compose model. (filled in)

@@ -1,0 +1,1 @@
+//! Schema generation, coercion and validation. (filled in)

@@ -1,0 +1,1 @@
+//! YAML parsing into Node trees. (filled in)

@@ -1,0 +1,1 @@
+//! Service dependency graph. (filled in)
