@@ -7,6 +7,7 @@
 
 pub mod dotenv;
 pub mod error;
+pub mod hash;
 pub mod interpolate;
 pub mod loader;
 pub mod model;

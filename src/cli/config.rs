@@ -1,0 +1,132 @@
+//! `berth config`: the project as berth understands it, in canonical form (as `docker compose config`).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use berth_orchestrator::compose::hash::config_hash;
+use berth_orchestrator::compose::model::Project;
+use clap::{Args, ValueEnum};
+
+use super::GlobalArgs;
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Only these services (and what they depend on).
+    pub services: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Yaml)]
+    pub format: Format,
+    /// Print the service names, one per line.
+    #[arg(long = "services")]
+    pub list_services: bool,
+    /// Print the volume names, one per line.
+    #[arg(long)]
+    pub volumes: bool,
+    /// Print the network names, one per line.
+    #[arg(long)]
+    pub networks: bool,
+    /// Print the profile names, one per line.
+    #[arg(long = "profiles", id = "list_profiles")]
+    pub list_profiles: bool,
+    /// Print the image names, one per line.
+    #[arg(long)]
+    pub images: bool,
+    /// Print the config hash of the services ('*' for all, or a comma-separated list).
+    #[arg(long, value_name = "SERVICES")]
+    pub hash: Option<String>,
+    /// Don't interpolate environment variables.
+    #[arg(long)]
+    pub no_interpolate: bool,
+    /// Only validate the configuration, don't print anything.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Save to file (default: stdout).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+pub fn run(global: &GlobalArgs, args: &ConfigArgs) -> Result<ExitCode, String> {
+    let loaded = match super::load_project(global, !args.no_interpolate, &args.services) {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    if args.quiet {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let project = &loaded.project;
+    let text = if args.list_services {
+        lines(project.services.keys())
+    } else if args.volumes {
+        lines(project.volumes.keys())
+    } else if args.networks {
+        lines(project.networks.keys())
+    } else if args.list_profiles {
+        lines(loaded.all_profiles.iter())
+    } else if args.images {
+        lines(project.services.iter().map(|(name, s)| {
+            s.image.clone().unwrap_or_else(|| format!("{}-{}", project.name.as_deref().unwrap_or_default(), name))
+        }))
+    } else if let Some(which) = &args.hash {
+        hashes(project, which)?
+    } else {
+        render(project, args.format)?
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, text).map_err(|e| format!("error: cannot write {}: {e}", path.display()))?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`berth config | head`) is not an error worth a message.
+            let _ = out.write_all(text.as_bytes());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn lines<I, S>(items: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut v: Vec<String> = items.into_iter().map(|s| s.as_ref().to_string()).collect();
+    v.sort();
+    v.into_iter().map(|s| s + "\n").collect()
+}
+
+fn hashes(project: &Project, which: &str) -> Result<String, String> {
+    let names: Vec<String> = if which.trim() == "*" {
+        let mut v: Vec<String> = project.services.keys().cloned().collect();
+        v.sort();
+        v
+    } else {
+        which.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    };
+    let mut out = String::new();
+    for name in names {
+        let svc = project.services.get(&name).ok_or_else(|| format!("error: no such service: {name}"))?;
+        out.push_str(&format!("{name} {}\n", config_hash(svc)));
+    }
+    Ok(out)
+}
+
+/// The project as YAML or JSON, resource maps sorted by name as Docker Compose prints them.
+pub fn render(project: &Project, format: Format) -> Result<String, String> {
+    let mut json = serde_json::to_value(project).map_err(|e| format!("error: cannot render the project: {e}"))?;
+    if let Some(obj) = json.as_object_mut() {
+        for kind in ["services", "networks", "volumes", "secrets", "configs", "models"] {
+            if let Some(serde_json::Value::Object(m)) = obj.get_mut(kind) {
+                m.sort_keys();
+            }
+        }
+    }
+    match format {
+        Format::Json => serde_json::to_string_pretty(&json).map(|s| s + "\n").map_err(|e| format!("error: {e}")),
+        Format::Yaml => serde_norway::to_string(&json).map_err(|e| format!("error: {e}")),
+    }
+}

@@ -1,0 +1,116 @@
+//! Command-line parsing and dispatch.
+
+mod config;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use berth_orchestrator::compose::loader::{LoadOptions, Loaded, load};
+use clap::{Args, Parser, Subcommand};
+
+/// Compose-first, declarative multi-container orchestrator.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The flags every compose command takes, as `docker compose` names them.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// Compose configuration files (repeatable); default: compose.yaml found in this or a parent directory.
+    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Project name.
+    #[arg(short = 'p', long = "project-name", global = true, value_name = "NAME")]
+    pub project_name: Option<String>,
+    /// Activate a profile (repeatable).
+    #[arg(long = "profile", global = true, value_name = "PROFILE")]
+    pub profiles: Vec<String>,
+    /// An alternate environment file (repeatable).
+    #[arg(long = "env-file", global = true, value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+    /// An alternate working directory (default: the directory of the first compose file).
+    #[arg(long = "project-directory", global = true, value_name = "DIR")]
+    pub project_directory: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse, resolve and render the compose file in canonical format.
+    Config(config::ConfigArgs),
+}
+
+pub fn run() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Config(args) => config::run(&cli.global, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Load the project the global flags describe; on failure the diagnostics are already printed.
+pub fn load_project(global: &GlobalArgs, interpolate: bool, services: &[String]) -> Result<Loaded, ExitCode> {
+    let mut opts = LoadOptions::from_process().map_err(|e| {
+        eprintln!("error: cannot read the current directory: {e}");
+        ExitCode::FAILURE
+    })?;
+    opts.config_files = global.files.clone();
+    opts.project_name = global.project_name.clone();
+    opts.profiles = global.profiles.clone();
+    opts.env_files = global.env_files.clone();
+    opts.project_directory = global.project_directory.clone();
+    opts.interpolate = interpolate;
+    opts.services = services.to_vec();
+    match load(&opts) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                report::warning(w);
+            }
+            Ok(loaded)
+        }
+        Err(e) => {
+            report::errors(&e.diagnostics());
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn config_flags_do_not_clash_with_global_ones() {
+        let cli = Cli::try_parse_from(["berth", "--profile", "dev", "config", "--profiles", "--services", "web"]);
+        let Ok(Cli { global, command: Command::Config(args) }) = cli else {
+            panic!("parse failed: {cli:?}");
+        };
+        assert_eq!(global.profiles, ["dev"]);
+        assert!(args.list_profiles && args.list_services);
+        assert_eq!(args.services, ["web"]);
+    }
+}
