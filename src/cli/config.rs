@@ -75,6 +75,9 @@ pub fn run(global: &GlobalArgs, args: &ConfigArgs) -> Result<ExitCode, String> {
         }))
     } else if let Some(which) = &args.hash {
         hashes(project, which)?
+    } else if args.no_interpolate {
+        // Values such as `${PORT}` cannot live in the typed model; show the normalized tree as written.
+        render_json(loaded.tree.to_json(), args.format)?
     } else {
         render(project, args.format)?
     };
@@ -117,7 +120,11 @@ fn hashes(project: &Project, which: &str) -> Result<String, String> {
 
 /// The project as YAML or JSON, resource maps sorted by name as Docker Compose prints them.
 pub fn render(project: &Project, format: Format) -> Result<String, String> {
-    let mut json = serde_json::to_value(project).map_err(|e| format!("error: cannot render the project: {e}"))?;
+    let json = serde_json::to_value(project).map_err(|e| format!("error: cannot render the project: {e}"))?;
+    render_json(json, format)
+}
+
+fn render_json(mut json: serde_json::Value, format: Format) -> Result<String, String> {
     if let Some(obj) = json.as_object_mut() {
         for kind in ["services", "networks", "volumes", "secrets", "configs", "models"] {
             if let Some(serde_json::Value::Object(m)) = obj.get_mut(kind) {

@@ -377,6 +377,8 @@ fn canonical_ports(n: &mut Node, diags: &mut Vec<Diagnostic>) {
     let mut out = Vec::with_capacity(items.len());
     for item in items.drain(..) {
         match item.scalar_text() {
+            // An uninterpolated `${PORT}` (`config --no-interpolate`) is shown as written.
+            Some(text) if text.contains('$') => out.push(item),
             Some(text) if !matches!(item.value, Value::Map(_)) => match parse_port(&text) {
                 Ok(ports) => out.extend(ports.into_iter().map(|p| p.to_node(&item.span))),
                 Err(e) => {
@@ -413,7 +415,7 @@ fn canonical_volumes(n: &mut Node, diags: &mut Vec<Diagnostic>) {
         return;
     };
     for item in items.iter_mut() {
-        let Some(text) = item.as_str().map(str::to_owned) else {
+        let Some(text) = item.as_str().map(str::to_owned).filter(|t| !t.contains('$')) else {
             continue;
         };
         match parse_volume(&text) {

@@ -53,6 +53,11 @@ fn drop_optional_disabled(root: &mut Node, disabled: &[String]) {
     }
 }
 
+/// A reference still holding `${…}` (`config --no-interpolate`) cannot be checked.
+fn unresolved(name: &str) -> bool {
+    name.contains('$')
+}
+
 fn unknown_service(span: Span, what: String, target: &str, services: &[String], disabled: &[String]) -> Diagnostic {
     if disabled.iter().any(|d| d == target) {
         return Diagnostic::new(span, format!("{what} {target:?}, which is disabled by its profiles")).with_hint(
@@ -74,7 +79,7 @@ fn check_references(
     disabled: &[String],
     diags: &mut Vec<Diagnostic>,
 ) {
-    let has = |s: &str| services.iter().any(|x| x == s);
+    let has = |s: &str| unresolved(s) || services.iter().any(|x| x == s);
     if let Some(deps) = svc.get("depends_on").and_then(Node::as_map) {
         for (dep, e) in deps {
             if !has(dep) {
@@ -143,7 +148,7 @@ fn check_references(
             );
         }
         for (net, e) in nets {
-            if net != "default" && !networks.contains(net) {
+            if net != "default" && !unresolved(net) && !networks.contains(net) {
                 let d = Diagnostic::new(
                     e.key_span.clone(),
                     format!("service {name:?} refers to undefined network {net:?}"),
@@ -162,6 +167,7 @@ fn check_references(
                 continue;
             }
             if let Some(src) = v.get("source").and_then(Node::as_str)
+                && !unresolved(src)
                 && !volumes.iter().any(|x| x == src)
             {
                 diags.push(
@@ -178,6 +184,7 @@ fn check_references(
         if let Some(refs) = svc.get(kind).and_then(Node::as_seq) {
             for r in refs {
                 if let Some(src) = r.get("source").and_then(Node::as_str)
+                    && !unresolved(src)
                     && !defined.iter().any(|x| x == src)
                 {
                     diags.push(

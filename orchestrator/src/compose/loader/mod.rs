@@ -122,6 +122,17 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         env.insert("COMPOSE_PROJECT_NAME".into(), name.clone());
     }
 
+    if explicit_name.is_none() && opts.interpolate && mentions_project_name(&files) {
+        // `${COMPOSE_PROJECT_NAME}` must see the name that `name:` or the directory gives: learn it first.
+        let mut probe = tree::TreeLoader::new(os_env, true);
+        if let Ok(t) = probe.load_project(&files, &project_dir, &env)
+            && let Ok(Some(name)) = name_from_tree(&t)
+        {
+            env.insert("COMPOSE_PROJECT_NAME".into(), name);
+        } else {
+            env.insert("COMPOSE_PROJECT_NAME".into(), dir_name(&project_dir));
+        }
+    }
     let mut loader = tree::TreeLoader::new(os_env, opts.interpolate);
     let merged = loader.load_project(&files, &project_dir, &env);
     let mut warnings = std::mem::take(&mut loader.warnings);
@@ -134,9 +145,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
 
     let name = match explicit_name {
         Some(n) => n,
-        None => name_from_tree(&tree)?.unwrap_or_else(|| {
-            project_name::normalize(&project_dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default())
-        }),
+        None => name_from_tree(&tree)?.unwrap_or_else(|| dir_name(&project_dir)),
     };
     if name.is_empty() {
         return Err(Diagnostic::new(Span::default(), "cannot derive a project name from the directory name")
@@ -149,7 +158,18 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     schema::coerce(&mut tree);
     // Short-syntax errors first; the schema's complaint about the same value would only repeat them.
     let mut diags = syntax_errors;
-    for d in schema::validate(&tree) {
+    let mut typed_tree = None;
+    let schema_diags = if opts.interpolate {
+        schema::validate(&tree)
+    } else {
+        // Without interpolation `${PORT}` stays text where a number belongs. Docker Compose accepts that for
+        // `config --no-interpolate`; so do we: such attributes are shown as written and left out of the typed view.
+        let pruned = prune_unresolved(tree.clone());
+        let diags = schema::validate(&pruned);
+        typed_tree = Some(pruned);
+        diags
+    };
+    for d in schema_diags {
         if !diags.iter().any(|s| s.span == d.span) {
             diags.push(d);
         }
@@ -165,7 +185,20 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         return Err(LoadError::Invalid(sorted(diags)));
     }
     resources::fill_in(&mut tree, &name);
-    let project = decode(&tree)?;
+    let project = match typed_tree {
+        Some(mut pruned) => {
+            let keep: Vec<String> =
+                tree.get("services").and_then(Node::as_map).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+            if let Some(m) = pruned.get_mut("services").and_then(Node::as_map_mut) {
+                m.retain(|k, _| keep.contains(k));
+            }
+            let _ = checks::check(&mut pruned, &disabled);
+            let _ = environment::resolve_services(&mut pruned, &env);
+            resources::fill_in(&mut pruned, &name);
+            decode(&pruned)?
+        }
+        None => decode(&tree)?,
+    };
     if let Err(cycle) = crate::graph::ServiceGraph::new(&project) {
         let first = cycle.services().first().cloned().unwrap_or_default();
         let span = tree.span_at(&["services".into(), first, "depends_on".into()]);
@@ -182,6 +215,97 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         all_profiles,
         disabled,
     })
+}
+
+/// Drop every attribute (a service's key, or a top-level resource's key) whose value fails validation because of
+/// an uninterpolated `$` reference somewhere inside it. Bounded: each round removes at least one attribute.
+fn prune_unresolved(mut tree: Node) -> Node {
+    for _ in 0..64 {
+        let mut targets: Vec<Vec<String>> = schema::validate(&tree)
+            .iter()
+            .filter_map(|d| path_of(&tree, &d.span, &mut Vec::new()))
+            .map(|p| {
+                let depth = if p.first().is_some_and(|k| k == "services") { 3 } else { 2 };
+                p.into_iter().take(depth).collect::<Vec<String>>()
+            })
+            .filter(|p| tree.pointer(p).is_some_and(has_unresolved))
+            .collect();
+        targets.dedup();
+        if targets.is_empty() {
+            break;
+        }
+        for t in targets {
+            if let Some((last, parent)) = t.split_last()
+                && let Some(m) = pointer_mut(&mut tree, parent).and_then(Node::as_map_mut)
+            {
+                m.shift_remove(last.as_str());
+            }
+        }
+    }
+    tree
+}
+
+fn has_unresolved(n: &Node) -> bool {
+    match &n.value {
+        Value::String(s) => s.contains('$'),
+        Value::Map(m) => m.values().any(|e| has_unresolved(&e.value)),
+        Value::Seq(items) => items.iter().any(has_unresolved),
+        _ => false,
+    }
+}
+
+fn pointer_mut<'a>(node: &'a mut Node, path: &[String]) -> Option<&'a mut Node> {
+    let mut node = node;
+    for part in path {
+        node = match &mut node.value {
+            Value::Map(m) => &mut m.get_mut(part.as_str())?.value,
+            Value::Seq(s) => s.get_mut(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
+/// The path of the first node (or mapping key) at `span`.
+fn path_of(node: &Node, span: &Span, path: &mut Vec<String>) -> Option<Vec<String>> {
+    if node.span == *span {
+        return Some(path.clone());
+    }
+    match &node.value {
+        Value::Map(m) => {
+            for (k, e) in m {
+                path.push(k.clone());
+                if e.key_span == *span {
+                    return Some(path.clone());
+                }
+                if let Some(p) = path_of(&e.value, span, path) {
+                    return Some(p);
+                }
+                path.pop();
+            }
+            None
+        }
+        Value::Seq(items) => {
+            for (i, n) in items.iter().enumerate() {
+                path.push(i.to_string());
+                if let Some(p) = path_of(n, span, path) {
+                    return Some(p);
+                }
+                path.pop();
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+fn dir_name(dir: &Path) -> String {
+    project_name::normalize(&dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default())
+}
+
+/// Whether any of the files refers to `COMPOSE_PROJECT_NAME` (a cheap text check before a second pass).
+fn mentions_project_name(files: &[PathBuf]) -> bool {
+    files.iter().any(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("COMPOSE_PROJECT_NAME")))
 }
 
 /// Diagnostics in source order, each once.

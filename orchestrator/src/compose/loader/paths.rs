@@ -26,6 +26,7 @@ pub fn resolve(root: &mut Node, ctx: &PathContext) {
         if let Some(res) = root.get_mut(kind).and_then(Node::as_map_mut) {
             for entry in res.values_mut() {
                 if let Some(file) = entry.value.get_mut("file") {
+                    expand_home(file, ctx.home);
                     rebase(file, ctx);
                 }
             }
@@ -139,7 +140,7 @@ mod tests {
                         {"type": "volume", "source": "named", "target": "/n"}
                     ]
                 }, "b": {"build": {"context": "https://github.com/docker/compose.git"}}},
-                "secrets": {"s": {"file": "./s.txt"}},
+                "secrets": {"s": {"file": "./s.txt"}, "h": {"file": "~/h.txt"}},
                 "include": [{"path": ["sub/compose.yaml"]}]
             }),
             &Span::default(),
@@ -157,6 +158,7 @@ mod tests {
         assert_eq!(a["volumes"][3]["source"], "named");
         assert_eq!(j["services"]["b"]["build"]["context"], "https://github.com/docker/compose.git");
         assert_eq!(j["secrets"]["s"]["file"], "/proj/s.txt");
+        assert_eq!(j["secrets"]["h"]["file"], "/root/h.txt");
         assert_eq!(j["include"][0]["path"][0], "/proj/sub/compose.yaml");
     }
 }

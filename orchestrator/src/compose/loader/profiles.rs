@@ -42,7 +42,7 @@ pub fn apply(root: &mut Node, active: &[String], selected: &[String]) -> Result<
     let all = active.iter().any(|p| p == "*");
     let profile_enabled = |svc: &Node| match svc.get("profiles").and_then(Node::as_seq) {
         None => true,
-        Some(p) if p.is_empty() => true,
+        Some([]) => true,
         Some(p) => all || p.iter().filter_map(Node::as_str).any(|p| active.iter().any(|a| a == p)),
     };
     let mut keep: BTreeSet<String> = BTreeSet::new();
