@@ -77,11 +77,7 @@ enum Content {
 
 impl Content {
     fn map() -> Self {
-        Content::Map {
-            items: Vec::new(),
-            seen: HashMap::new(),
-            key: None,
-        }
+        Content::Map { items: Vec::new(), seen: HashMap::new(), key: None }
     }
 }
 
@@ -95,13 +91,7 @@ struct Key {
 
 /// Whether the next event of this open collection is a mapping key.
 fn awaits_key(open: Option<&Open>) -> bool {
-    matches!(
-        open,
-        Some(Open {
-            content: Content::Map { key: None, .. },
-            ..
-        })
-    )
+    matches!(open, Some(Open { content: Content::Map { key: None, .. }, .. }))
 }
 
 /// Add a finished node to its open parent: an item of a sequence, or the value of the pending mapping key.
@@ -110,18 +100,9 @@ fn add(parent: &mut Open, node: Node) -> Result<(), Diagnostic> {
         Content::Seq(items) => items.push(node),
         Content::Map { items, key, .. } => match key.take() {
             Some(key) if key.merge => items.push(Item::Merge(merge_sources(node, &key.span)?)),
-            Some(key) => items.push(Item::Explicit(
-                key.text,
-                Entry {
-                    key_span: key.span,
-                    value: node,
-                },
-            )),
+            Some(key) => items.push(Item::Explicit(key.text, Entry { key_span: key.span, value: node })),
             None => {
-                return Err(Diagnostic::new(
-                    node.span,
-                    "invalid YAML: a mapping value without a key",
-                ));
+                return Err(Diagnostic::new(node.span, "invalid YAML: a mapping value without a key"));
             }
         },
     }
@@ -173,13 +154,7 @@ struct Builder<'a> {
 
 impl<'a> Builder<'a> {
     fn new(text: &'a str, file: Option<Arc<Path>>) -> Self {
-        Builder {
-            text,
-            file,
-            parser: Parser::new_from_str(text),
-            anchors: HashMap::new(),
-            nodes: 0,
-        }
+        Builder { text, file, parser: Parser::new_from_str(text), anchors: HashMap::new(), nodes: 0 }
     }
 
     // ----- the stream and its documents -----
@@ -224,9 +199,7 @@ impl<'a> Builder<'a> {
                 self.span(span.start),
                 "multiple YAML documents in one compose file are not supported",
             )
-            .with_hint(
-                "put each compose file in its own file and pass them with several -f options",
-            ));
+            .with_hint("put each compose file in its own file and pass them with several -f options"));
         }
         self.document_end()
     }
@@ -260,22 +233,14 @@ impl<'a> Builder<'a> {
                     continue;
                 }
                 Event::SequenceStart(anchor, tag) => {
-                    open.push(self.open(
-                        Content::Seq(Vec::new()),
-                        anchor,
-                        tag.as_deref(),
-                        span,
-                        depth,
-                    )?);
+                    open.push(self.open(Content::Seq(Vec::new()), anchor, tag.as_deref(), span, depth)?);
                     continue;
                 }
                 Event::MappingStart(anchor, tag) => {
                     open.push(self.open(Content::map(), anchor, tag.as_deref(), span, depth)?);
                     continue;
                 }
-                Event::Scalar(text, style, anchor, tag) => {
-                    self.scalar(&text, style, anchor, tag.as_deref(), span)?
-                }
+                Event::Scalar(text, style, anchor, tag) => self.scalar(&text, style, anchor, tag.as_deref(), span)?,
                 Event::Alias(id) => self.alias(id, span, depth)?,
                 other => return Err(self.unexpected(&other, span)),
             };
@@ -298,29 +263,16 @@ impl<'a> Builder<'a> {
         if depth >= MAX_DEPTH {
             return Err(self.too_deep(span));
         }
-        let own = if matches!(content, Content::Seq(_)) {
-            Core::Seq
-        } else {
-            Core::Map
-        };
+        let own = if matches!(content, Content::Seq(_)) { Core::Seq } else { Core::Map };
         let tag = match self.tag_kind(tag, span)? {
             TagKind::Core(core) if core != own => {
-                let what = if own == Core::Map {
-                    "a mapping"
-                } else {
-                    "a sequence"
-                };
+                let what = if own == Core::Map { "a mapping" } else { "a sequence" };
                 let message = format!("tag {} cannot be used on {what}", core_name(core));
                 return Err(Diagnostic::new(self.span(span.start), message));
             }
             kind => compose_tag(kind),
         };
-        Ok(Open {
-            at: span,
-            anchor,
-            tag,
-            content,
-        })
+        Ok(Open { at: span, anchor, tag, content })
     }
 
     /// The node of a collection at its end event (merge keys applied), anchored if it has an anchor.
@@ -329,11 +281,7 @@ impl<'a> Builder<'a> {
             Content::Seq(items) => Value::Seq(items),
             Content::Map { items, .. } => Value::Map(apply_merges(items)),
         };
-        let node = Node {
-            value,
-            span: self.span(collection.at.start),
-            tag: collection.tag,
-        };
+        let node = Node { value, span: self.span(collection.at.start), tag: collection.tag };
         self.count(1, collection.at)?;
         self.anchor(collection.anchor, node, collection.at)
     }
@@ -350,89 +298,48 @@ impl<'a> Builder<'a> {
         let at = self.span(span.start);
         let kind = self.tag_kind(tag, span)?;
         let value = match kind {
-            TagKind::None | TagKind::Compose(_) if style == ScalarStyle::Plain => {
-                resolve_plain(text)
-            }
-            TagKind::None | TagKind::Compose(_) | TagKind::NonSpecific => {
-                Value::String(text.to_owned())
-            }
-            TagKind::Core(core) => resolve_tagged(text, core).ok_or_else(|| {
-                Diagnostic::new(
-                    at.clone(),
-                    format!("cannot use {text:?} as {}", core_name(core)),
-                )
-            })?,
+            TagKind::None | TagKind::Compose(_) if style == ScalarStyle::Plain => resolve_plain(text),
+            TagKind::None | TagKind::Compose(_) | TagKind::NonSpecific => Value::String(text.to_owned()),
+            TagKind::Core(core) => resolve_tagged(text, core)
+                .ok_or_else(|| Diagnostic::new(at.clone(), format!("cannot use {text:?} as {}", core_name(core))))?,
         };
         self.count(1, span)?;
-        self.anchor(
-            anchor,
-            Node {
-                value,
-                span: at,
-                tag: compose_tag(kind),
-            },
-            span,
-        )
+        self.anchor(anchor, Node { value, span: at, tag: compose_tag(kind) }, span)
     }
 
     /// The key a mapping entry starts with: scalars as written (`80`, `true`), null as `""`; collections are
     /// refused.
-    fn key(
-        &mut self,
-        event: Event<'a>,
-        span: saphyr_parser::Span,
-        depth: usize,
-    ) -> Result<Key, Diagnostic> {
+    fn key(&mut self, event: Event<'a>, span: saphyr_parser::Span, depth: usize) -> Result<Key, Diagnostic> {
         let merge = is_merge_key(&event);
         let text = match event {
             Event::Scalar(text, style, anchor, tag) => {
                 let node = self.scalar(&text, style, anchor, tag.as_deref(), span)?;
-                if node.is_null() {
-                    String::new()
-                } else {
-                    text.into_owned()
-                }
+                if node.is_null() { String::new() } else { text.into_owned() }
             }
             Event::Alias(id) => {
                 let node = self.alias(id, span, depth)?;
                 match node.value {
                     Value::Null => String::new(),
-                    _ => node
-                        .scalar_text()
-                        .ok_or_else(|| self.collection_key(node.kind_name(), span))?,
+                    _ => node.scalar_text().ok_or_else(|| self.collection_key(node.kind_name(), span))?,
                 }
             }
             Event::SequenceStart(..) => return Err(self.collection_key("a sequence", span)),
             Event::MappingStart(..) => return Err(self.collection_key("a mapping", span)),
             other => return Err(self.unexpected(&other, span)),
         };
-        Ok(Key {
-            text,
-            span: self.span(span.start),
-            merge,
-        })
+        Ok(Key { text, span: self.span(span.start), merge })
     }
 
     fn collection_key(&self, kind: &str, span: saphyr_parser::Span) -> Diagnostic {
-        Diagnostic::new(
-            self.span(span.start),
-            format!("a mapping key must be a scalar, not {kind}"),
-        )
-        .with_hint("compose keys are names or numbers")
+        Diagnostic::new(self.span(span.start), format!("a mapping key must be a scalar, not {kind}"))
+            .with_hint("compose keys are names or numbers")
     }
 
     /// Record the key of the next entry of an open mapping, refusing a key the mapping already has.
     fn set_key(&self, map: &mut Open, key: Key) -> Result<(), Diagnostic> {
-        if let Content::Map {
-            seen, key: slot, ..
-        } = &mut map.content
-        {
+        if let Content::Map { seen, key: slot, .. } = &mut map.content {
             // The merge key is tracked apart from a quoted "<<", which is an ordinary key.
-            let id = if key.merge {
-                None
-            } else {
-                Some(key.text.clone())
-            };
+            let id = if key.merge { None } else { Some(key.text.clone()) };
             if let Some(line) = seen.insert(id, key.span.line) {
                 let message = format!("mapping key {:?} already defined at line {line}", key.text);
                 return Err(Diagnostic::new(key.span, message));
@@ -443,18 +350,10 @@ impl<'a> Builder<'a> {
     }
 
     /// A copy of the node anchored under `id`, within the size and depth bounds.
-    fn alias(
-        &mut self,
-        id: usize,
-        span: saphyr_parser::Span,
-        depth: usize,
-    ) -> Result<Node, Diagnostic> {
+    fn alias(&mut self, id: usize, span: saphyr_parser::Span, depth: usize) -> Result<Node, Diagnostic> {
         let Some(anchored) = self.anchors.get(&id) else {
             // saphyr knows the anchor, so its node is still open: the alias is inside it.
-            let message = format!(
-                "alias {} refers to a node that contains it",
-                self.source_word(span.start)
-            );
+            let message = format!("alias {} refers to a node that contains it", self.source_word(span.start));
             return Err(Diagnostic::new(self.span(span.start), message));
         };
         if depth + anchored.height > MAX_DEPTH {
@@ -469,24 +368,12 @@ impl<'a> Builder<'a> {
     }
 
     /// Remember `node` for later aliases when it carries an anchor (`anchor != 0`).
-    fn anchor(
-        &mut self,
-        anchor: usize,
-        node: Node,
-        span: saphyr_parser::Span,
-    ) -> Result<Node, Diagnostic> {
+    fn anchor(&mut self, anchor: usize, node: Node, span: saphyr_parser::Span) -> Result<Node, Diagnostic> {
         if anchor != 0 {
             let (size, height) = measure(&node);
             // The kept copy costs as much as the node itself.
             self.count(size, span)?;
-            self.anchors.insert(
-                anchor,
-                Anchored {
-                    node: node.clone(),
-                    size,
-                    height,
-                },
-            );
+            self.anchors.insert(anchor, Anchored { node: node.clone(), size, height });
         }
         Ok(node)
     }
@@ -496,46 +383,29 @@ impl<'a> Builder<'a> {
     /// Charge `n` nodes to the budget.
     fn count(&mut self, n: usize, span: saphyr_parser::Span) -> Result<(), Diagnostic> {
         self.nodes = self.nodes.saturating_add(n);
-        if self.nodes > MAX_NODES {
-            Err(self.too_large(span))
-        } else {
-            Ok(())
-        }
+        if self.nodes > MAX_NODES { Err(self.too_large(span)) } else { Ok(()) }
     }
 
     fn too_large(&self, span: saphyr_parser::Span) -> Diagnostic {
         Diagnostic::new(
             self.span(span.start),
-            format!(
-                "the document is too large: more than {MAX_NODES} values once aliases are expanded"
-            ),
+            format!("the document is too large: more than {MAX_NODES} values once aliases are expanded"),
         )
         .with_hint("aliases that refer to other aliases multiply the size of the document")
     }
 
     fn too_deep(&self, span: saphyr_parser::Span) -> Diagnostic {
-        Diagnostic::new(
-            self.span(span.start),
-            format!("the document nests more than {MAX_DEPTH} levels deep"),
-        )
+        Diagnostic::new(self.span(span.start), format!("the document nests more than {MAX_DEPTH} levels deep"))
     }
 
     // ----- tags -----
 
     /// What a tag asks for; unknown tags are errors.
-    fn tag_kind(
-        &self,
-        tag: Option<&saphyr_parser::Tag>,
-        span: saphyr_parser::Span,
-    ) -> Result<TagKind, Diagnostic> {
+    fn tag_kind(&self, tag: Option<&saphyr_parser::Tag>, span: saphyr_parser::Span) -> Result<TagKind, Diagnostic> {
         let Some(tag) = tag else {
             return Ok(TagKind::None);
         };
-        let full = if tag.handle == "!" {
-            format!("!{}", tag.suffix)
-        } else {
-            format!("{}{}", tag.handle, tag.suffix)
-        };
+        let full = if tag.handle == "!" { format!("!{}", tag.suffix) } else { format!("{}{}", tag.handle, tag.suffix) };
         if full == "!" {
             return Ok(TagKind::NonSpecific);
         }
@@ -549,15 +419,9 @@ impl<'a> Builder<'a> {
             "!reset" => Ok(TagKind::Compose(Tag::Reset)),
             "!override" => Ok(TagKind::Compose(Tag::Override)),
             _ => {
-                let shown = if full.starts_with('!') {
-                    full
-                } else {
-                    format!("!<{full}>")
-                };
-                Err(
-                    Diagnostic::new(self.span(span.start), format!("unknown tag {shown}"))
-                        .with_hint("compose understands the tags !reset and !override"),
-                )
+                let shown = if full.starts_with('!') { full } else { format!("!<{full}>") };
+                Err(Diagnostic::new(self.span(span.start), format!("unknown tag {shown}"))
+                    .with_hint("compose understands the tags !reset and !override"))
             }
         }
     }
@@ -569,27 +433,17 @@ impl<'a> Builder<'a> {
         match self.parser.next_event() {
             Some(Ok(event)) => Ok(event),
             Some(Err(err)) => Err(self.syntax_error(&err)),
-            None => Err(Diagnostic::new(
-                self.span(Marker::new(0, 1, 0)),
-                "unexpected end of the YAML stream",
-            )),
+            None => Err(Diagnostic::new(self.span(Marker::new(0, 1, 0)), "unexpected end of the YAML stream")),
         }
     }
 
     /// Our span of a saphyr marker (line 1-based, column 0-based → 1-based).
     fn span(&self, mark: Marker) -> Span {
-        Span::new(
-            self.file.clone(),
-            mark.line().max(1),
-            mark.col().saturating_add(1),
-        )
+        Span::new(self.file.clone(), mark.line().max(1), mark.col().saturating_add(1))
     }
 
     fn unexpected(&self, event: &Event<'_>, span: saphyr_parser::Span) -> Diagnostic {
-        Diagnostic::new(
-            self.span(span.start),
-            format!("invalid YAML: unexpected {event:?}"),
-        )
+        Diagnostic::new(self.span(span.start), format!("invalid YAML: unexpected {event:?}"))
     }
 
     /// The source word (anchor, alias or tag name) that starts at a marker, for messages.
@@ -613,10 +467,7 @@ impl<'a> Builder<'a> {
         }
         if info.contains("recursion limit") {
             // saphyr allows at most 255 levels of `[`/`{`.
-            return Diagnostic::new(
-                at,
-                "the document nests too deeply (more than 255 levels of [ ] or { })",
-            );
+            return Diagnostic::new(at, "the document nests too deeply (more than 255 levels of [ ] or { })");
         }
         let diagnostic = Diagnostic::new(at, format!("invalid YAML: {info}"));
         match syntax_hint(info) {
@@ -629,39 +480,15 @@ impl<'a> Builder<'a> {
 /// Advice for the common syntax errors saphyr reports.
 fn syntax_hint(info: &str) -> Option<&'static str> {
     let hints: [(&str, &str); 7] = [
-        (
-            "tab",
-            "indent with spaces: YAML does not allow tabs for indentation",
-        ),
-        (
-            "mapping values are not allowed",
-            "quote a value that contains ': ', or fix the indentation of this line",
-        ),
-        (
-            "did not find expected key",
-            "check the indentation of this line against the lines above",
-        ),
-        (
-            "invalid indentation",
-            "check the indentation of this line against the lines above",
-        ),
-        (
-            "quoted scalar, found unexpected end",
-            "a quoted string is not closed",
-        ),
-        (
-            "expected ',' or",
-            "a flow collection ([...] or {...}) is not closed, or lacks a comma",
-        ),
-        (
-            "did not find expected '-' indicator",
-            "items of a list start with '- ' at the same indentation",
-        ),
+        ("tab", "indent with spaces: YAML does not allow tabs for indentation"),
+        ("mapping values are not allowed", "quote a value that contains ': ', or fix the indentation of this line"),
+        ("did not find expected key", "check the indentation of this line against the lines above"),
+        ("invalid indentation", "check the indentation of this line against the lines above"),
+        ("quoted scalar, found unexpected end", "a quoted string is not closed"),
+        ("expected ',' or", "a flow collection ([...] or {...}) is not closed, or lacks a comma"),
+        ("did not find expected '-' indicator", "items of a list start with '- ' at the same indentation"),
     ];
-    hints
-        .iter()
-        .find(|(needle, _)| info.contains(needle))
-        .map(|(_, hint)| *hint)
+    hints.iter().find(|(needle, _)| info.contains(needle)).map(|(_, hint)| *hint)
 }
 
 fn core_tag(name: &str) -> Option<Core> {
@@ -783,10 +610,7 @@ fn resolve_plain(text: &str) -> Value {
         return value;
     }
     match text.chars().next() {
-        Some('.') if is_yaml_float(text) => text
-            .parse()
-            .map(Value::Float)
-            .unwrap_or_else(|_| string(text)),
+        Some('.') if is_yaml_float(text) => text.parse().map(Value::Float).unwrap_or_else(|_| string(text)),
         Some('+' | '-' | '0'..='9') => resolve_number(text),
         _ => string(text),
     }
@@ -836,23 +660,12 @@ fn parse_int(text: &str) -> Option<i64> {
         return None;
     }
     let magnitude = u64::from_str_radix(digits, radix).ok()?;
-    if negative {
-        0i64.checked_sub_unsigned(magnitude)
-    } else {
-        i64::try_from(magnitude).ok()
-    }
+    if negative { 0i64.checked_sub_unsigned(magnitude) } else { i64::try_from(magnitude).ok() }
 }
 
 /// The radix of an unsigned integer literal and its digits.
 fn split_radix(text: &str) -> (u32, &str) {
-    for (prefix, radix) in [
-        ("0x", 16),
-        ("0X", 16),
-        ("0o", 8),
-        ("0O", 8),
-        ("0b", 2),
-        ("0B", 2),
-    ] {
+    for (prefix, radix) in [("0x", 16), ("0X", 16), ("0o", 8), ("0O", 8), ("0b", 2), ("0B", 2)] {
         if let Some(digits) = text.strip_prefix(prefix) {
             return (radix, digits);
         }
@@ -927,16 +740,12 @@ mod tests {
 
     /// The value of `v: <scalar>`.
     fn scalar(yaml: &str) -> Value {
-        ok(&format!("v: {yaml}\n"))
-            .get("v")
-            .map(|n| n.value.clone())
-            .unwrap_or(Value::String("<missing>".into()))
+        ok(&format!("v: {yaml}\n")).get("v").map(|n| n.value.clone()).unwrap_or(Value::String("<missing>".into()))
     }
 
     fn at<'n>(node: &'n Node, path: &str) -> &'n Node {
         let parts: Vec<String> = path.split('/').map(str::to_owned).collect();
-        node.pointer(&parts)
-            .unwrap_or_else(|| panic!("no node at {path}"))
+        node.pointer(&parts).unwrap_or_else(|| panic!("no node at {path}"))
     }
 
     fn pos(span: &Span) -> (usize, usize) {
@@ -952,13 +761,7 @@ mod tests {
         for null in ["~", "null", "Null", "NULL", ""] {
             assert_eq!(scalar(null), Value::Null, "{null}");
         }
-        for (text, b) in [
-            ("true", true),
-            ("True", true),
-            ("TRUE", true),
-            ("false", false),
-            ("FALSE", false),
-        ] {
+        for (text, b) in [("true", true), ("True", true), ("TRUE", true), ("false", false), ("FALSE", false)] {
             assert_eq!(scalar(text), Value::Bool(b), "{text}");
         }
         for (text, i) in [
@@ -977,19 +780,10 @@ mod tests {
         ] {
             assert_eq!(scalar(text), Value::Int(i), "{text}");
         }
-        for (text, f) in [
-            ("1.5", 1.5),
-            ("1e3", 1000.0),
-            ("-2.5E-1", -0.25),
-            (".5", 0.5),
-            ("1.", 1.0),
-        ] {
+        for (text, f) in [("1.5", 1.5), ("1e3", 1000.0), ("-2.5E-1", -0.25), (".5", 0.5), ("1.", 1.0)] {
             assert_eq!(scalar(text), Value::Float(f), "{text}");
         }
-        assert_eq!(
-            scalar("9223372036854775808"),
-            Value::Float(9223372036854775808.0)
-        );
+        assert_eq!(scalar("9223372036854775808"), Value::Float(9223372036854775808.0));
         assert_eq!(scalar(".inf"), Value::Float(f64::INFINITY));
         assert_eq!(scalar("-.Inf"), Value::Float(f64::NEG_INFINITY));
         assert!(matches!(scalar(".nan"), Value::Float(f) if f.is_nan()));
@@ -1018,17 +812,9 @@ mod tests {
         assert_eq!(scalar("'true'"), s("true"));
         assert_eq!(scalar("''"), s(""));
         assert_eq!(scalar("\"a\\tb\""), s("a\tb"));
-        let doc = ok(
-            "lit: |\n  line one\n  line two\nfold: >\n  folded\n  text\nstrip: |-\n  x\nnum: |\n  42\n",
-        );
-        assert_eq!(
-            doc.get("lit").and_then(Node::as_str),
-            Some("line one\nline two\n")
-        );
-        assert_eq!(
-            doc.get("fold").and_then(Node::as_str),
-            Some("folded text\n")
-        );
+        let doc = ok("lit: |\n  line one\n  line two\nfold: >\n  folded\n  text\nstrip: |-\n  x\nnum: |\n  42\n");
+        assert_eq!(doc.get("lit").and_then(Node::as_str), Some("line one\nline two\n"));
+        assert_eq!(doc.get("fold").and_then(Node::as_str), Some("folded text\n"));
         assert_eq!(doc.get("strip").and_then(Node::as_str), Some("x"));
         assert_eq!(doc.get("num").and_then(Node::as_str), Some("42\n"));
     }
@@ -1043,44 +829,22 @@ mod tests {
         assert_eq!(scalar("!!null ''"), Value::Null);
         assert_eq!(scalar("! 12"), s("12"));
         assert_eq!(scalar("!<tag:yaml.org,2002:str> 7"), s("7"));
-        assert!(matches!(
-            ok("v: !!map {a: 1}").get("v").map(|n| &n.value),
-            Some(Value::Map(_))
-        ));
-        assert!(matches!(
-            ok("v: !!seq [1]").get("v").map(|n| &n.value),
-            Some(Value::Seq(_))
-        ));
+        assert!(matches!(ok("v: !!map {a: 1}").get("v").map(|n| &n.value), Some(Value::Map(_))));
+        assert!(matches!(ok("v: !!seq [1]").get("v").map(|n| &n.value), Some(Value::Seq(_))));
         assert_eq!(err("v: !!int abc").message, "cannot use \"abc\" as !!int");
-        assert_eq!(
-            err("v: !!map [1]").message,
-            "tag !!map cannot be used on a sequence"
-        );
+        assert_eq!(err("v: !!map [1]").message, "tag !!map cannot be used on a sequence");
         assert_eq!(err("v: !!seq 1").message, "cannot use \"1\" as !!seq");
         assert_eq!(err("v: !!binary aGk=").message, "unsupported tag !!binary");
     }
 
     #[test]
     fn compose_tags() {
-        let doc =
-            ok("a: !reset []\nb: !override\n  x: 1\nc: !reset\nd: !override 5\ne: !reset ''\n");
-        for (key, tag) in [
-            ("a", Tag::Reset),
-            ("b", Tag::Override),
-            ("c", Tag::Reset),
-            ("d", Tag::Override),
-        ] {
+        let doc = ok("a: !reset []\nb: !override\n  x: 1\nc: !reset\nd: !override 5\ne: !reset ''\n");
+        for (key, tag) in [("a", Tag::Reset), ("b", Tag::Override), ("c", Tag::Reset), ("d", Tag::Override)] {
             assert_eq!(doc.get(key).and_then(|n| n.tag), Some(tag), "{key}");
         }
-        assert!(
-            doc.get("a")
-                .and_then(Node::as_seq)
-                .is_some_and(<[Node]>::is_empty)
-        );
-        assert_eq!(
-            doc.get("b").and_then(|n| n.get("x")).map(|n| &n.value),
-            Some(&Value::Int(1))
-        );
+        assert!(doc.get("a").and_then(Node::as_seq).is_some_and(<[Node]>::is_empty));
+        assert_eq!(doc.get("b").and_then(|n| n.get("x")).map(|n| &n.value), Some(&Value::Int(1)));
         assert!(doc.get("c").is_some_and(Node::is_null));
         assert_eq!(doc.get("d").map(|n| &n.value), Some(&Value::Int(5)));
         assert_eq!(doc.get("e").map(|n| &n.value), Some(&s("")));
@@ -1094,10 +858,7 @@ mod tests {
         assert_eq!(d.message, "unknown tag !foo");
         assert_eq!(pos(&d.span), (2, 8));
         assert_eq!(err("a: !foo {b: 1}").message, "unknown tag !foo");
-        assert_eq!(
-            err("a: !<tag:example.com,2000:x> 1").message,
-            "unknown tag !<tag:example.com,2000:x>"
-        );
+        assert_eq!(err("a: !<tag:example.com,2000:x> 1").message, "unknown tag !<tag:example.com,2000:x>");
     }
 
     #[test]
@@ -1109,75 +870,42 @@ mod tests {
         )
         .unwrap_or_else(|d| panic!("{d}"));
         assert_eq!(pos(&doc.span), (1, 1));
-        let services = doc
-            .as_map()
-            .and_then(|m| m.get("services"))
-            .unwrap_or_else(|| panic!("services"));
+        let services = doc.as_map().and_then(|m| m.get("services")).unwrap_or_else(|| panic!("services"));
         assert_eq!(pos(&services.key_span), (1, 1));
-        let web = at(&doc, "services")
-            .as_map()
-            .and_then(|m| m.get("web"))
-            .unwrap_or_else(|| panic!("web"));
+        let web = at(&doc, "services").as_map().and_then(|m| m.get("web")).unwrap_or_else(|| panic!("web"));
         assert_eq!(pos(&web.key_span), (2, 3));
-        let image = web
-            .value
-            .as_map()
-            .and_then(|m| m.get("image"))
-            .unwrap_or_else(|| panic!("image"));
+        let image = web.value.as_map().and_then(|m| m.get("image")).unwrap_or_else(|| panic!("image"));
         assert_eq!(pos(&image.key_span), (3, 5));
         assert_eq!(pos(&image.value.span), (3, 12));
         assert_eq!(pos(&at(&doc, "services/web/ports").span), (5, 7));
         assert_eq!(pos(&at(&doc, "services/web/ports/0").span), (5, 9));
         assert_eq!(pos(&at(&doc, "services/web/ports/1").span), (6, 9));
-        assert_eq!(
-            at(&doc, "services/web/ports/1").span.file.as_deref(),
-            Some(Path::new("compose.yaml"))
-        );
-        assert_eq!(
-            doc.key_span_at(&["services".into(), "web".into(), "image".into()])
-                .file,
-            Some(file)
-        );
+        assert_eq!(at(&doc, "services/web/ports/1").span.file.as_deref(), Some(Path::new("compose.yaml")));
+        assert_eq!(doc.key_span_at(&["services".into(), "web".into(), "image".into()]).file, Some(file));
     }
 
     #[test]
     fn flow_and_block_styles() {
         let flow = ok("{services: {web: {image: nginx, ports: [80, \"443:443\"]}}}");
-        let block =
-            ok("services:\n  web:\n    image: nginx\n    ports:\n    - 80\n    - \"443:443\"\n");
+        let block = ok("services:\n  web:\n    image: nginx\n    ports:\n    - 80\n    - \"443:443\"\n");
         assert_eq!(flow.to_json(), block.to_json());
         assert_eq!(at(&flow, "services/web/ports/1").as_str(), Some("443:443"));
         assert_eq!(pos(&at(&flow, "services/web/image").span), (1, 26));
-        assert_eq!(
-            ok("[a, {b: c}, [d]]").to_json(),
-            serde_json::json!(["a", {"b": "c"}, ["d"]])
-        );
+        assert_eq!(ok("[a, {b: c}, [d]]").to_json(), serde_json::json!(["a", {"b": "c"}, ["d"]]));
         assert_eq!(ok("plain").value, s("plain"));
     }
 
     #[test]
     fn keys_are_scalar_text() {
         let doc = ok("80: a\ntrue: b\n~: c\n1.50: d\n0x10: e\n\"q\": f\n? k\n: g\n");
-        let keys: Vec<&str> = doc
-            .as_map()
-            .map(|m| m.keys().map(String::as_str).collect())
-            .unwrap_or_default();
+        let keys: Vec<&str> = doc.as_map().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
         assert_eq!(keys, ["80", "true", "", "1.50", "0x10", "q", "k"]);
         let d = err("? [a, b]\n: c\n");
         assert_eq!(d.message, "a mapping key must be a scalar, not a sequence");
         assert_eq!(pos(&d.span), (1, 3));
-        assert_eq!(
-            err("{a: 1}: x").message,
-            "a mapping key must be a scalar, not a mapping"
-        );
-        assert_eq!(
-            err("a: &m {b: 1}\n*m : x\n").message,
-            "a mapping key must be a scalar, not a mapping"
-        );
-        assert_eq!(
-            ok("a: &k name\n*k : x\n").get("name").map(|n| &n.value),
-            Some(&s("x"))
-        );
+        assert_eq!(err("{a: 1}: x").message, "a mapping key must be a scalar, not a mapping");
+        assert_eq!(err("a: &m {b: 1}\n*m : x\n").message, "a mapping key must be a scalar, not a mapping");
+        assert_eq!(ok("a: &k name\n*k : x\n").get("name").map(|n| &n.value), Some(&s("x")));
     }
 
     #[test]
@@ -1185,14 +913,8 @@ mod tests {
         let d = err("services:\n  web:\n    image: a\n    command: x\n    image: b\n");
         assert_eq!(d.message, "mapping key \"image\" already defined at line 3");
         assert_eq!(pos(&d.span), (5, 5));
-        assert_eq!(
-            err("80: a\n\"80\": b\n").message,
-            "mapping key \"80\" already defined at line 1"
-        );
-        assert_eq!(
-            err("{a: 1, a: 2}").message,
-            "mapping key \"a\" already defined at line 1"
-        );
+        assert_eq!(err("80: a\n\"80\": b\n").message, "mapping key \"80\" already defined at line 1");
+        assert_eq!(err("{a: 1, a: 2}").message, "mapping key \"a\" already defined at line 1");
         // The same key in different mappings is fine.
         ok("a: {x: 1}\nb: {x: 2}\n");
     }
@@ -1202,20 +924,14 @@ mod tests {
         let doc = ok(
             "x-env: &env\n  A: 1\n  B: two\nweb:\n  environment: *env\nlist: &l [1, 2]\nagain: *l\nname: &n n1\nalso: *n\n",
         );
-        assert_eq!(
-            at(&doc, "web/environment").to_json(),
-            serde_json::json!({"A": 1, "B": "two"})
-        );
+        assert_eq!(at(&doc, "web/environment").to_json(), serde_json::json!({"A": 1, "B": "two"}));
         assert_eq!(at(&doc, "again").to_json(), serde_json::json!([1, 2]));
         assert_eq!(at(&doc, "also").as_str(), Some("n1"));
         // The copy keeps the anchored node's spans.
         assert_eq!(at(&doc, "web/environment/A").span.line, 2);
         // An anchor defined again later refers to the new node from then on.
         let doc = ok("a: &x 1\nb: *x\nc: &x 2\nd: *x\n");
-        assert_eq!(
-            doc.to_json(),
-            serde_json::json!({"a": 1, "b": 1, "c": 2, "d": 2})
-        );
+        assert_eq!(doc.to_json(), serde_json::json!({"a": 1, "b": 1, "c": 2, "d": 2}));
     }
 
     #[test]
@@ -1236,74 +952,43 @@ mod tests {
             serde_json::json!({"image": "nginx", "restart": "always", "ports": [80]})
         );
         // Merged keys keep their own spans.
-        assert_eq!(
-            pos(&at(&doc, "web").key_span_at(&["image".into()])),
-            (1, 11)
-        );
+        assert_eq!(pos(&at(&doc, "web").key_span_at(&["image".into()])), (1, 11));
     }
 
     #[test]
     fn merge_key_list_earlier_wins() {
         let doc = ok("a: &a {x: 1, y: 1}\nb: &b {y: 2, z: 2}\nc:\n  <<: [*a, *b]\n");
-        assert_eq!(
-            at(&doc, "c").to_json(),
-            serde_json::json!({"x": 1, "y": 1, "z": 2})
-        );
+        assert_eq!(at(&doc, "c").to_json(), serde_json::json!({"x": 1, "y": 1, "z": 2}));
         let doc = ok("a: &a {x: 1, y: 1}\nb: &b {y: 2, z: 2}\nc:\n  <<: [*b, *a]\n");
         assert_eq!(at(&doc, "c/y").value, Value::Int(2));
         let inline = ok("c:\n  <<: [{p: 1}, {p: 2, q: 3}]\n");
-        assert_eq!(
-            at(&inline, "c").to_json(),
-            serde_json::json!({"p": 1, "q": 3})
-        );
+        assert_eq!(at(&inline, "c").to_json(), serde_json::json!({"p": 1, "q": 3}));
     }
 
     #[test]
     fn merge_key_explicit_key_wins() {
         // Before and after the merge key alike.
-        let doc = ok(
-            "b: &b {image: old, tty: true}\nx:\n  image: new\n  <<: *b\ny:\n  <<: *b\n  image: new\n",
-        );
+        let doc = ok("b: &b {image: old, tty: true}\nx:\n  image: new\n  <<: *b\ny:\n  <<: *b\n  image: new\n");
         assert_eq!(at(&doc, "x/image").as_str(), Some("new"));
         assert_eq!(at(&doc, "y/image").as_str(), Some("new"));
         assert_eq!(at(&doc, "y/tty").value, Value::Bool(true));
         // Merged entries come in at the place of `<<`.
-        let keys: Vec<String> = at(&doc, "y")
-            .as_map()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default();
+        let keys: Vec<String> = at(&doc, "y").as_map().map(|m| m.keys().cloned().collect()).unwrap_or_default();
         assert_eq!(keys, ["tty", "image"]);
         // Merge sources that are themselves merged.
         let doc = ok("a: &a {x: 1}\nb: &b {<<: *a, y: 2}\nc: {<<: *b, z: 3}\n");
-        assert_eq!(
-            at(&doc, "c").to_json(),
-            serde_json::json!({"x": 1, "y": 2, "z": 3})
-        );
+        assert_eq!(at(&doc, "c").to_json(), serde_json::json!({"x": 1, "y": 2, "z": 3}));
     }
 
     #[test]
     fn merge_key_errors() {
         let d = err("a: &s hello\nb:\n  <<: *s\n");
-        assert_eq!(
-            d.message,
-            "the merge key << needs a mapping or a sequence of mappings, not a string"
-        );
+        assert_eq!(d.message, "the merge key << needs a mapping or a sequence of mappings, not a string");
         assert_eq!(pos(&d.span), (3, 3));
-        assert!(
-            err("b:\n  <<: [{a: 1}, 2]\n")
-                .message
-                .contains("a sequence holding an integer")
-        );
-        assert!(
-            err("b:\n  <<: {a: 1}\n  <<: {c: 1}\n")
-                .message
-                .contains("already defined at line 2")
-        );
+        assert!(err("b:\n  <<: [{a: 1}, 2]\n").message.contains("a sequence holding an integer"));
+        assert!(err("b:\n  <<: {a: 1}\n  <<: {c: 1}\n").message.contains("already defined at line 2"));
         // A quoted "<<" is an ordinary key.
-        assert_eq!(
-            ok("\"<<\": 1").get("<<").map(|n| &n.value),
-            Some(&Value::Int(1))
-        );
+        assert_eq!(ok("\"<<\": 1").get("<<").map(|n| &n.value), Some(&Value::Int(1)));
     }
 
     #[test]
@@ -1334,12 +1019,7 @@ mod tests {
         // Aliases cannot stack depth past the limit either.
         let mut text = format!("a0: &a0 {}1{}\n", "[".repeat(200), "]".repeat(200));
         for i in 1..5 {
-            text.push_str(&format!(
-                "a{i}: &a{i} {}*a{}{}\n",
-                "[".repeat(30),
-                i - 1,
-                "]".repeat(30)
-            ));
+            text.push_str(&format!("a{i}: &a{i} {}*a{}{}\n", "[".repeat(30), i - 1, "]".repeat(30)));
         }
         assert!(err(&text).message.contains("more than 256 levels"));
     }
@@ -1348,12 +1028,7 @@ mod tests {
     fn syntax_errors_have_positions() {
         let d = err("services:\n  web:\n    image: a: b\n");
         assert_eq!(pos(&d.span), (3, 13));
-        assert!(
-            d.message
-                .starts_with("invalid YAML: mapping values are not allowed"),
-            "{}",
-            d.message
-        );
+        assert!(d.message.starts_with("invalid YAML: mapping values are not allowed"), "{}", d.message);
         assert!(d.hint.is_some());
         let d = err("a:\n  b: 1\n c: 2\n");
         assert_eq!(pos(&d.span), (3, 2));
@@ -1362,9 +1037,7 @@ mod tests {
         assert_eq!(d.span.line, 1);
         assert_eq!(d.hint.as_deref(), Some("a quoted string is not closed"));
         let file: Arc<Path> = Arc::from(Path::new("x.yml"));
-        let d = parse("a: [1, 2\nb: 3\n", Some(file))
-            .err()
-            .unwrap_or_else(|| panic!("error expected"));
+        let d = parse("a: [1, 2\nb: 3\n", Some(file)).err().unwrap_or_else(|| panic!("error expected"));
         assert!(d.to_string().starts_with("x.yml:2:"), "{d}");
     }
 
@@ -1380,22 +1053,12 @@ mod tests {
     #[test]
     fn multiple_documents() {
         let d = err("a: 1\n---\nb: 2\n");
-        assert_eq!(
-            d.message,
-            "multiple YAML documents in one compose file are not supported"
-        );
+        assert_eq!(d.message, "multiple YAML documents in one compose file are not supported");
         assert_eq!(d.span.line, 3);
         assert_eq!(ok("a: 1\n---\n").to_json(), serde_json::json!({"a": 1}));
-        assert_eq!(
-            ok("---\na: 1\n...\n---\n").to_json(),
-            serde_json::json!({"a": 1})
-        );
+        assert_eq!(ok("---\na: 1\n...\n---\n").to_json(), serde_json::json!({"a": 1}));
         // A syntax error in a later document is still reported.
-        assert!(
-            err("a: 1\n---\n\"open\n")
-                .message
-                .starts_with("invalid YAML")
-        );
+        assert!(err("a: 1\n---\n\"open\n").message.starts_with("invalid YAML"));
     }
 
     #[test]
@@ -1414,10 +1077,8 @@ mod tests {
             let prefix: String = chars.iter().take(end).collect();
             let _ = parse(&prefix, None);
         }
-        let alphabet = [
-            '\t', ' ', '\n', ':', '-', '[', ']', '{', '}', '&', '*', '!', '|', '>', '?', '"', '\'',
-            '#', ',', '<',
-        ];
+        let alphabet =
+            ['\t', ' ', '\n', ':', '-', '[', ']', '{', '}', '&', '*', '!', '|', '>', '?', '"', '\'', '#', ',', '<'];
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         for _ in 0..3000 {
             let mut mutated = chars.clone();
@@ -1427,9 +1088,7 @@ mod tests {
                 seed ^= seed << 17;
                 let len = mutated.len().max(1);
                 let i = usize::try_from(seed % len as u64).unwrap_or(0);
-                let c = alphabet
-                    .get(usize::try_from((seed >> 32) % alphabet.len() as u64).unwrap_or(0))
-                    .copied();
+                let c = alphabet.get(usize::try_from((seed >> 32) % alphabet.len() as u64).unwrap_or(0)).copied();
                 if let (Some(slot), Some(c)) = (mutated.get_mut(i), c) {
                     *slot = c;
                 }
