@@ -21,8 +21,8 @@ pub fn canonicalize(root: &mut Node) -> Vec<Diagnostic> {
         canonical_include(&mut include.value);
     }
     if let Some(services) = top.get_mut("services").and_then(|e| e.value.as_map_mut()) {
-        for (name, entry) in services.iter_mut() {
-            canonical_service(name, &mut entry.value, &mut diags);
+        for entry in services.values_mut() {
+            canonical_service(&mut entry.value, &mut diags);
         }
     }
     for kind in ["networks", "volumes", "secrets", "configs", "models"] {
@@ -36,7 +36,7 @@ pub fn canonicalize(root: &mut Node) -> Vec<Diagnostic> {
 }
 
 /// A service in long form. Public for `extends`, which canonicalizes a base service pulled from another file.
-pub fn canonical_service(name: &str, svc: &mut Node, diags: &mut Vec<Diagnostic>) {
+pub fn canonical_service(svc: &mut Node, diags: &mut Vec<Diagnostic>) {
     // compose-go turns a service left empty (`svc:` with nothing under it) into an empty mapping.
     if svc.is_null() {
         *svc = Node::map(svc.span.clone());
@@ -53,69 +53,14 @@ pub fn canonical_service(name: &str, svc: &mut Node, diags: &mut Vec<Diagnostic>
         *n = m;
     }
     if let Some(build) = svc.get_mut("build") {
-        canonical_build(build);
+        canonical_build(build, diags);
     }
-    for key in ["command", "entrypoint"] {
-        if let Some(n) = svc.get_mut(key) {
-            shell_split(n, diags);
-        }
-    }
+    rewrite(svc, SERVICE_REWRITES, diags);
     if let Some(test) = svc.get_mut("healthcheck").and_then(|h| h.get_mut("test"))
         && let Some(s) = test.as_str().map(str::to_owned)
     {
         let span = test.span.clone();
         *test = seq(vec![Node::string("CMD-SHELL", span.clone()), Node::string(s, span.clone())], span);
-    }
-    if let Some(n) = svc.get_mut("environment") {
-        list_to_map(n, Bare::Null);
-    }
-    for key in ["labels", "annotations"] {
-        if let Some(n) = svc.get_mut(key) {
-            list_to_map(n, Bare::Empty);
-        }
-    }
-    if let Some(n) = svc.get_mut("sysctls") {
-        list_to_map(n, Bare::Empty);
-    }
-    if let Some(n) = svc.get_mut("extra_hosts") {
-        canonical_extra_hosts(n);
-    }
-    if let Some(n) = svc.get_mut("depends_on") {
-        canonical_depends_on(n);
-    }
-    if let Some(n) = svc.get_mut("networks") {
-        list_to_null_map(n);
-    }
-    if let Some(n) = svc.get_mut("ports") {
-        canonical_ports(n, diags);
-    }
-    if let Some(n) = svc.get_mut("expose") {
-        each_scalar_to_string(n);
-    }
-    if let Some(n) = svc.get_mut("volumes") {
-        canonical_volumes(n, diags);
-    }
-    for key in ["secrets", "configs"] {
-        if let Some(n) = svc.get_mut(key) {
-            canonical_file_refs(n);
-        }
-    }
-    if let Some(n) = svc.get_mut("env_file") {
-        canonical_env_file(n);
-    }
-    if let Some(n) = svc.get_mut("label_file") {
-        scalar_to_list(n);
-    }
-    for key in ["dns", "dns_search", "tmpfs"] {
-        if let Some(n) = svc.get_mut(key) {
-            scalar_to_list(n);
-        }
-    }
-    if let Some(n) = svc.get_mut("ulimits") {
-        canonical_ulimits(n);
-    }
-    if let Some(n) = svc.get_mut("devices") {
-        canonical_devices(n);
     }
     if let Some(n) = svc.get_mut("gpus")
         && n.as_str() == Some("all")
@@ -131,10 +76,59 @@ pub fn canonical_service(name: &str, svc: &mut Node, diags: &mut Vec<Diagnostic>
     if let Some(logging) = svc.get_mut("logging").and_then(|l| l.get_mut("options")) {
         map_values_to_strings(logging);
     }
-    let _ = name;
 }
 
-fn canonical_build(build: &mut Node) {
+/// How one attribute's short syntax becomes its long form.
+type Rewrite = fn(&mut Node, &mut Vec<Diagnostic>);
+
+/// A service's attributes that have a short syntax, and their rewrites (`build` and `healthcheck` have their own).
+const SERVICE_REWRITES: &[(&str, Rewrite)] = &[
+    ("command", shell_split),
+    ("entrypoint", shell_split),
+    ("environment", |n, _| list_to_map(n, Bare::Null)),
+    ("labels", |n, _| list_to_map(n, Bare::Empty)),
+    ("annotations", |n, _| list_to_map(n, Bare::Empty)),
+    ("sysctls", |n, _| list_to_map(n, Bare::Empty)),
+    ("extra_hosts", |n, _| canonical_extra_hosts(n)),
+    ("depends_on", |n, _| canonical_depends_on(n)),
+    ("networks", |n, _| list_to_null_map(n)),
+    ("ports", canonical_ports),
+    ("expose", |n, _| each_scalar_to_string(n)),
+    ("volumes", canonical_volumes),
+    ("secrets", |n, _| canonical_file_refs(n)),
+    ("configs", |n, _| canonical_file_refs(n)),
+    ("env_file", |n, _| canonical_env_file(n)),
+    ("label_file", |n, _| scalar_to_list(n)),
+    ("dns", |n, _| scalar_to_list(n)),
+    ("dns_search", |n, _| scalar_to_list(n)),
+    ("tmpfs", |n, _| scalar_to_list(n)),
+    ("ulimits", |n, _| canonical_ulimits(n)),
+    ("devices", |n, _| canonical_devices(n)),
+];
+
+const BUILD_REWRITES: &[(&str, Rewrite)] = &[
+    ("args", |n, _| list_to_map(n, Bare::Null)),
+    ("labels", |n, _| list_to_map(n, Bare::Empty)),
+    ("additional_contexts", |n, _| list_to_map(n, Bare::Empty)),
+    ("extra_hosts", |n, _| canonical_extra_hosts(n)),
+    ("secrets", |n, _| canonical_file_refs(n)),
+    ("ulimits", |n, _| canonical_ulimits(n)),
+    ("cache_from", |n, _| scalar_to_list(n)),
+    ("cache_to", |n, _| scalar_to_list(n)),
+    ("tags", |n, _| scalar_to_list(n)),
+    ("platforms", |n, _| scalar_to_list(n)),
+    ("ssh", |n, _| scalar_to_list(n)),
+];
+
+fn rewrite(node: &mut Node, table: &[(&str, Rewrite)], diags: &mut Vec<Diagnostic>) {
+    for (key, f) in table {
+        if let Some(n) = node.get_mut(key) {
+            f(n, diags);
+        }
+    }
+}
+
+fn canonical_build(build: &mut Node, diags: &mut Vec<Diagnostic>) {
     if let Some(ctx) = build.as_str().map(str::to_owned) {
         let span = build.span.clone();
         let mut m = Node::map(span.clone());
@@ -150,29 +144,7 @@ fn canonical_build(build: &mut Node) {
     if build.get("dockerfile").is_none() && build.get("dockerfile_inline").is_none() {
         build.insert("dockerfile", Node::string("Dockerfile", build.span.clone()));
     }
-    if let Some(args) = build.get_mut("args") {
-        list_to_map(args, Bare::Null);
-    }
-    if let Some(labels) = build.get_mut("labels") {
-        list_to_map(labels, Bare::Empty);
-    }
-    if let Some(n) = build.get_mut("additional_contexts") {
-        list_to_map(n, Bare::Empty);
-    }
-    if let Some(n) = build.get_mut("extra_hosts") {
-        canonical_extra_hosts(n);
-    }
-    if let Some(n) = build.get_mut("secrets") {
-        canonical_file_refs(n);
-    }
-    if let Some(n) = build.get_mut("ulimits") {
-        canonical_ulimits(n);
-    }
-    for key in ["cache_from", "cache_to", "tags", "platforms", "ssh"] {
-        if let Some(n) = build.get_mut(key) {
-            scalar_to_list(n);
-        }
-    }
+    rewrite(build, BUILD_REWRITES, diags);
 }
 
 /// Top-level networks, volumes, secrets, configs: `null` is an empty definition; the legacy
