@@ -1,2 +1,5 @@
 //! berthd, the container engine: image store, containers (one shim each), volumes, and the Docker-Engine-API
-//! subset served on `/run/berth/berth.sock`. See `docs/architecture.md`; the engine lands with issues #3 and #4.
+//! subset served on `/run/berth/berth.sock`, plus the typed client the orchestrator uses.
+//! See `docs/architecture.md` for the picture.
+
+pub mod image;

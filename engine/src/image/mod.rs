@@ -1,0 +1,8 @@
+//! Images: references, digests, the content-addressed store, layers unpacked once, registry pull and push,
+//! docker-save / OCI-layout archives and rootfs import.
+
+pub mod digest;
+pub mod reference;
+
+pub use digest::Digest;
+pub use reference::Reference;
