@@ -2,4 +2,6 @@
 //! subset served on `/run/berth/berth.sock`, plus the typed client the orchestrator uses.
 //! See `docs/architecture.md` for the picture.
 
+pub mod client;
 pub mod image;
+pub mod paths;
