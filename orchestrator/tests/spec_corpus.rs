@@ -401,7 +401,7 @@ fn dev_watch() {
     let b = &fe["build"];
     assert_eq!(b["context"], format!("{}/frontend", dir_str()));
     assert_eq!(b["args"]["NODE_VERSION"], "22");
-    assert_eq!(b["args"]["EMPTY_ARG"], Value::Null);
+    assert_eq!(b["args"]["API_URL"], "http://localhost:8080");
     assert_eq!(b["additional_contexts"]["base"], "docker-image://node:22-alpine");
     assert_eq!(b["shm_size"], 2 * 1024 * 1024 * 1024_i64);
     assert_eq!(b["tags"][1], "frontend:alice");
@@ -421,6 +421,16 @@ fn dev_watch() {
     assert!(docs["build"].get("dockerfile").is_none(), "no default Dockerfile next to dockerfile_inline");
     assert_eq!(docs["build"]["args"]["HUGO_ENV"], "development");
     assert!(j["services"]["agent"].get("develop").is_none(), "develop: null is no develop section");
+}
+
+#[test]
+#[ignore = "loader bug: build args without a value are not resolved from the environment (nor dropped when unset)"]
+fn dev_watch_build_args_resolve_from_the_environment() {
+    let j = load_ok(&["dev-watch.yaml"], &[]);
+    let docs = &j["services"]["docs"]["build"]["args"];
+    assert_eq!(docs["GIT_SHA"], "abc123", "a bare arg takes its value from the environment");
+    assert!(docs.get("BASE_URL").is_none(), "an unset bare arg is dropped");
+    assert!(j["services"]["frontend"]["build"]["args"].get("EMPTY_ARG").is_none(), "an unset null arg is dropped");
 }
 
 #[test]
