@@ -588,7 +588,7 @@ fn compose_file_set_in_dotenv() {
 }
 
 #[test]
-#[ignore = "bug: COMPOSE_FILE relative paths are resolved against the project directory, Docker Compose resolves them against the working directory"]
+
 fn compose_file_paths_are_relative_to_the_working_directory() {
     // compose-go's WithConfigFileEnv makes COMPOSE_FILE entries absolute with filepath.Abs: against the current
     // directory, whatever --project-directory says.
@@ -728,7 +728,7 @@ fn discovery_in_a_parent_directory_with_its_override_file() {
 }
 
 #[test]
-#[ignore = "bug: when the compose file is found in a parent directory, the .env of the working directory is dropped; Docker Compose reads it first and its values win"]
+
 fn discovery_in_a_parent_keeps_the_working_directory_dotenv() {
     // docker compose applies WithEnvFiles+WithDotEnv once from the working directory, then again from the
     // directory where compose.yaml was found; the second pass only adds variables that are not set yet.
@@ -762,7 +762,7 @@ fn compose_yaml_is_preferred_over_docker_compose_yml() {
 }
 
 #[test]
-#[ignore = "bug: with both compose.override.yml and compose.override.yaml, berth picks .yaml; Docker Compose picks .yml (DefaultOverrideFileNames order)"]
+
 fn override_file_names_are_tried_in_docker_compose_order() {
     let p = Project::new();
     p.write("compose.yaml", "services:\n  web:\n    image: base\n");
@@ -888,7 +888,7 @@ fn merge_ports_by_key_keeps_the_same_port_once() {
 }
 
 #[test]
-#[ignore = "bug: ports are keyed with an empty host_ip when none is given; Docker Compose's key uses 0.0.0.0, so `8080:80` and `0.0.0.0:8080:80` are the same port"]
+
 fn merge_ports_key_defaults_the_host_ip() {
     // compose-go portIndexer: host_ip defaults to 0.0.0.0 and protocol to tcp; the later entry replaces the earlier.
     let (_, j) = merged(
@@ -902,7 +902,7 @@ fn merge_ports_key_defaults_the_host_ip() {
 }
 
 #[test]
-#[ignore = "bug: duplicates inside one file are kept; Docker Compose's EnforceUnicity also runs on a single file"]
+
 fn duplicate_entries_in_one_file_are_kept_once() {
     let p = Project::new();
     p.write(
@@ -947,7 +947,7 @@ fn merge_volumes_by_target() {
 }
 
 #[test]
-#[ignore = "bug: an override entry with the same key (volume target, secret mount path) is deep-merged into the base entry; Docker Compose replaces the whole entry"]
+
 fn merge_volume_with_the_same_target_replaces_the_whole_entry() {
     // compose-go's EnforceUnicity keeps the later entry for a key (`seq[j] = entry`): `:ro` of the base is gone.
     let (_, j) = merged(
@@ -1028,7 +1028,7 @@ configs:
 }
 
 #[test]
-#[ignore = "bug: secrets/configs are keyed by `target` else `source`; Docker Compose keys them by their mount path (`/run/secrets/<source>` for secrets, `/<source>` for configs, when no target)"]
+
 fn merge_secrets_and_configs_by_their_mount_path() {
     let (_, j) = merged(
         r#"services:
@@ -1441,7 +1441,7 @@ fn include_uses_its_own_dotenv_for_its_interpolation() {
 }
 
 #[test]
-#[ignore = "bug: an included project's .env wins over the including project's .env; in Docker Compose the local environment (OS and the including .env) wins"]
+
 fn include_the_including_environment_wins_over_the_included_dotenv() {
     // compose-go ApplyInclude: `Environment: environment.Clone().Merge(envFromFile)`, Merge adding only unset keys
     // ("local environment to override included .env").
@@ -1604,7 +1604,7 @@ fn compose_profiles_set_in_dotenv() {
 }
 
 #[test]
-#[ignore = "bug: --profile and COMPOSE_PROFILES are combined; in Docker Compose COMPOSE_PROFILES is only the fallback when no --profile is given"]
+
 fn profiles_flag_replaces_compose_profiles() {
     // compose-go cli.WithDefaultProfiles: "uses the provided profiles (if any), and falls back to profiles
     // specified via the COMPOSE_PROFILES environment variable otherwise".
@@ -1648,7 +1648,7 @@ fn naming_a_service_enables_it_and_its_dependencies() {
 }
 
 #[test]
-#[ignore = "bug: naming a service enables its dependencies whatever their profiles; Docker Compose only activates the named service's profiles, so a dependency in another inactive profile is an error"]
+
 fn naming_a_service_does_not_activate_the_profiles_of_its_dependencies() {
     // The example of the Docker Compose documentation on profiles: `docker compose up phpmyadmin` fails because
     // `db` is in profile `dev`, which targeting `phpmyadmin` (profile `debug`) does not activate.

@@ -10,7 +10,7 @@ use crate::compose::error::{Diagnostic, Span};
 
 pub const DEFAULT_FILES: [&str; 4] = ["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"];
 pub const OVERRIDE_FILES: [&str; 4] =
-    ["compose.override.yaml", "compose.override.yml", "docker-compose.override.yml", "docker-compose.override.yaml"];
+    ["compose.override.yml", "compose.override.yaml", "docker-compose.override.yml", "docker-compose.override.yaml"];
 
 /// Split a `COMPOSE_FILE` value into paths, relative ones taken from `base`.
 pub fn split_compose_file(value: &str, separator: Option<&str>, base: &Path) -> Vec<PathBuf> {

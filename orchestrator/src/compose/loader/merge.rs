@@ -40,9 +40,8 @@ fn rule_for(path: &[String]) -> Rule {
         ["services", _, "ulimits", _] | ["services", _, "build", "ulimits", _] => Rule::Replace,
         ["services", _, "ports"] => Rule::Keyed(port_key),
         ["services", _, "volumes"] => Rule::Keyed(|n| text(n, "target")),
-        ["services", _, "secrets" | "configs"] | ["services", _, "build", "secrets"] => {
-            Rule::Keyed(|n| text(n, "target").or_else(|| text(n, "source")))
-        }
+        ["services", _, "secrets"] | ["services", _, "build", "secrets"] => Rule::Keyed(secret_path),
+        ["services", _, "configs"] => Rule::Keyed(config_path),
         ["services", _, "env_file"] => Rule::Keyed(|n| text(n, "path")),
         ["services", _, "devices"] => Rule::Keyed(|n| text(n, "target")),
         ["services", _, "logging"] => Rule::Logging,
@@ -54,10 +53,25 @@ fn text(n: &Node, key: &str) -> Option<String> {
     n.get(key).and_then(Node::scalar_text)
 }
 
+/// Where a secret is mounted: `target` (relative ones under `/run/secrets`), else `/run/secrets/<source>`.
+fn secret_path(n: &Node) -> Option<String> {
+    match text(n, "target") {
+        Some(t) if t.starts_with('/') => Some(t),
+        Some(t) => Some(format!("/run/secrets/{t}")),
+        None => Some(format!("/run/secrets/{}", text(n, "source")?)),
+    }
+}
+
+/// Where a config is mounted: `target`, else `/<source>`.
+fn config_path(n: &Node) -> Option<String> {
+    text(n, "target").or_else(|| Some(format!("/{}", text(n, "source")?)))
+}
+
+/// A published port's identity; no host address means all of them (0.0.0.0), as Docker Compose keys it.
 fn port_key(n: &Node) -> Option<String> {
     Some(format!(
         "{}:{}:{}/{}",
-        text(n, "host_ip").unwrap_or_default(),
+        text(n, "host_ip").unwrap_or_else(|| "0.0.0.0".into()),
         text(n, "published").unwrap_or_default(),
         text(n, "target")?,
         text(n, "protocol").unwrap_or_else(|| "tcp".into())
@@ -123,14 +137,13 @@ fn merge_keyed(base: Vec<Node>, over: Vec<Node>, key: fn(&Node) -> Option<String
     for item in over {
         let k = key(&item);
         let existing = k.as_ref().and_then(|k| out.iter().position(|b| key(b).as_ref() == Some(k)));
-        match existing {
-            Some(i) => {
-                let earlier = out.remove(i);
-                if let Some(merged) = merge_at(Some(earlier), item, &[]) {
-                    out.insert(i, merged);
-                }
+        // The later entry replaces the earlier one whole (keeping its place), as Docker Compose does.
+        match (existing, strip_tags(item)) {
+            (Some(i), Some(item)) => out[i] = item,
+            (Some(i), None) => {
+                out.remove(i);
             }
-            None => out.extend(strip_tags(item)),
+            (None, item) => out.extend(item),
         }
     }
     out
@@ -146,6 +159,50 @@ fn append_unique(base: Vec<Node>, over: Vec<Node>) -> Vec<Node> {
         }
     }
     out
+}
+
+/// Sequences of a service that hold each entry once, even within one file (Docker Compose's `EnforceUnicity`).
+const UNIQUE_LISTS: [&str; 16] = [
+    "cap_add",
+    "cap_drop",
+    "devices",
+    "dns",
+    "dns_opt",
+    "dns_search",
+    "expose",
+    "external_links",
+    "group_add",
+    "links",
+    "profiles",
+    "security_opt",
+    "tmpfs",
+    "volumes_from",
+    "env_file",
+    "label_file",
+];
+
+/// Remove duplicates within each service: keyed entries (ports, volumes, secrets, configs) keep the last of a
+/// key at the first one's place; listed scalar sequences keep each value once.
+pub fn enforce_unicity(root: &mut Node) {
+    let Some(services) = root.get_mut("services").and_then(Node::as_map_mut) else {
+        return;
+    };
+    for (name, entry) in services.iter_mut() {
+        let Some(svc) = entry.value.as_map_mut() else {
+            continue;
+        };
+        for (key, e) in svc.iter_mut() {
+            let path = ["services".to_string(), name.clone(), key.clone()];
+            let Value::Seq(items) = &mut e.value.value else {
+                continue;
+            };
+            match rule_for(&path) {
+                Rule::Keyed(k) => *items = merge_keyed(Vec::new(), std::mem::take(items), k),
+                _ if UNIQUE_LISTS.contains(&key.as_str()) => *items = append_unique(Vec::new(), std::mem::take(items)),
+                _ => {}
+            }
+        }
+    }
 }
 
 /// Remove `!reset` children and tags from a tree that has nothing under it to merge with.
@@ -224,7 +281,8 @@ mod tests {
             json!({"services": {"w": {"secrets": [{"source": "s", "mode": 256}]}}}),
             json!({"services": {"w": {"secrets": [{"source": "s", "uid": "1"}, {"source": "t"}]}}}),
         );
-        assert_eq!(r["services"]["w"]["secrets"], json!([{"source": "s", "mode": 256, "uid": "1"}, {"source": "t"}]));
+        // The later entry replaces the earlier one with the same mount path whole.
+        assert_eq!(r["services"]["w"]["secrets"], json!([{"source": "s", "uid": "1"}, {"source": "t"}]));
     }
 
     #[test]

@@ -99,16 +99,20 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let files = if !explicit.is_empty() {
         explicit
     } else if let Some(value) = env.get("COMPOSE_FILE").filter(|v| !v.is_empty()) {
-        discover::split_compose_file(value, env.get("COMPOSE_PATH_SEPARATOR").map(String::as_str), &project_dir)
+        // Relative to the working directory, not the project directory, as Docker Compose resolves them.
+        discover::split_compose_file(value, env.get("COMPOSE_PATH_SEPARATOR").map(String::as_str), cwd)
     } else {
         let found = discover::find_default(&project_dir)?;
         if chosen_dir.is_none()
             && let Some(dir) = first_dir(&found)
             && dir != project_dir
         {
-            // Found in a parent directory: that is the project directory, and its .env is the one that counts.
+            // Found in a parent directory: that is the project directory. Its .env adds what the working
+            // directory's .env (already read) left unset.
             project_dir = dir;
-            env = project_env(opts, &project_dir)?;
+            for (k, v) in project_env(opts, &project_dir)? {
+                env.entry(k).or_insert(v);
+            }
         }
         found
     };
@@ -142,6 +146,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         LoadError::Invalid(sorted(d))
     })?;
     tree = merge::strip_tags(tree).unwrap_or_else(|| Node::map(Span::default()));
+    merge::enforce_unicity(&mut tree);
 
     let name = match explicit_name {
         Some(n) => n,

@@ -35,44 +35,59 @@ pub fn dependencies(svc: &Node) -> Vec<String> {
 }
 
 /// Remove the services that are not enabled from `root`; returns the names removed.
+///
+/// As Docker Compose: naming a service activates its own profiles (not those of its dependencies); then only the
+/// named services and what they depend on are kept. A dependency that stays disabled is reported by the checks.
 pub fn apply(root: &mut Node, active: &[String], selected: &[String]) -> Result<Vec<String>, Vec<Diagnostic>> {
     let Some(services) = root.get("services").and_then(Node::as_map) else {
         return Ok(Vec::new());
     };
-    let all = active.iter().any(|p| p == "*");
-    let profile_enabled = |svc: &Node| match svc.get("profiles").and_then(Node::as_seq) {
-        None => true,
-        Some([]) => true,
-        Some(p) => all || p.iter().filter_map(Node::as_str).any(|p| active.iter().any(|a| a == p)),
+    let unknown: Vec<Diagnostic> = selected
+        .iter()
+        .filter(|s| !services.contains_key(s.as_str()))
+        .map(|s| {
+            let d = Diagnostic::new(root.span.clone(), format!("no such service: {s}"));
+            match crate::compose::error::nearest(s, services.keys().map(String::as_str)) {
+                Some(n) => d.with_hint(format!("did you mean {n:?}?")),
+                None => d,
+            }
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(unknown);
+    }
+    let profiles_of = |svc: &Node| -> Vec<String> {
+        svc.get("profiles")
+            .and_then(Node::as_seq)
+            .map(|p| p.iter().filter_map(Node::as_str).map(str::to_string).collect())
+            .unwrap_or_default()
     };
-    let mut keep: BTreeSet<String> = BTreeSet::new();
-    if selected.is_empty() {
-        keep.extend(services.iter().filter(|(_, e)| profile_enabled(&e.value)).map(|(k, _)| k.clone()));
-    } else {
-        let unknown: Vec<Diagnostic> = selected
-            .iter()
-            .filter(|s| !services.contains_key(s.as_str()))
-            .map(|s| {
-                let d = Diagnostic::new(root.span.clone(), format!("no such service: {s}"));
-                match crate::compose::error::nearest(s, services.keys().map(String::as_str)) {
-                    Some(n) => d.with_hint(format!("did you mean {n:?}?")),
-                    None => d,
-                }
-            })
-            .collect();
-        if !unknown.is_empty() {
-            return Err(unknown);
+    let mut active: Vec<String> = active.to_vec();
+    for name in selected {
+        if let Some(e) = services.get(name) {
+            active.extend(profiles_of(&e.value));
         }
-        // The named services and, transitively, what they depend on.
+    }
+    let all = active.iter().any(|p| p == "*");
+    let enabled = |svc: &Node| {
+        let p = profiles_of(svc);
+        p.is_empty() || all || p.iter().any(|x| active.contains(x))
+    };
+    let mut keep: BTreeSet<String> =
+        services.iter().filter(|(_, e)| enabled(&e.value)).map(|(k, _)| k.clone()).collect();
+    if !selected.is_empty() {
+        // The named services and, transitively, what they depend on (among the enabled ones).
+        let mut chosen = BTreeSet::new();
         let mut todo: Vec<String> = selected.to_vec();
         while let Some(name) = todo.pop() {
-            if !keep.insert(name.clone()) {
+            if !keep.contains(&name) || !chosen.insert(name.clone()) {
                 continue;
             }
             if let Some(svc) = services.get(&name) {
-                todo.extend(dependencies(&svc.value).into_iter().filter(|d| services.contains_key(d)));
+                todo.extend(dependencies(&svc.value));
             }
         }
+        keep = chosen;
     }
     let removed: Vec<String> = services.keys().filter(|k| !keep.contains(*k)).cloned().collect();
     if let Some(m) = root.get_mut("services").and_then(Node::as_map_mut) {
@@ -81,13 +96,14 @@ pub fn apply(root: &mut Node, active: &[String], selected: &[String]) -> Result<
     Ok(removed)
 }
 
-/// `--profile` values and `COMPOSE_PROFILES` (comma separated) together.
+/// The active profiles: the `--profile` values, or `COMPOSE_PROFILES` (comma separated) when no flag is given.
 pub fn active_profiles(flags: &[String], env_value: Option<&str>) -> Vec<String> {
-    let mut out: Vec<String> = flags.to_vec();
-    if let Some(v) = env_value {
-        out.extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string));
+    if !flags.is_empty() {
+        return flags.to_vec();
     }
-    out
+    env_value
+        .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 /// Every profile named by any service, sorted (for `config --profiles`).
@@ -144,6 +160,10 @@ mod tests {
         let mut t = tree();
         let _ = apply(&mut t, &[], &["debug".into()]);
         assert_eq!(names(&t), ["web", "db", "debug"]);
+        // Its profile `dev` becomes active, but only what the named service needs is kept.
+        let mut t = tree();
+        let _ = apply(&mut t, &[], &["web".into()]);
+        assert_eq!(names(&t), ["web", "db"]);
     }
 
     #[test]
@@ -157,7 +177,8 @@ mod tests {
 
     #[test]
     fn env_profiles() {
-        assert_eq!(active_profiles(&["a".into()], Some("b, c,")), ["a", "b", "c"]);
+        assert_eq!(active_profiles(&["a".into()], Some("b, c,")), ["a"]);
+        assert_eq!(active_profiles(&[], Some("b, c,")), ["b", "c"]);
         assert_eq!(all_profiles(&tree()), ["dev", "ops"]);
     }
 }

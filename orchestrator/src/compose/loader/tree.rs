@@ -271,9 +271,10 @@ impl<'a> TreeLoader<'a> {
         self.load_project(&files, &project_dir, &env)
     }
 
-    /// The environment of an included project: its own `.env` (or `env_file`), under the process environment.
+    /// The environment of an included project: the including project's (process environment and its `.env`),
+    /// with the included project's own `.env` (or `env_file`) only filling in what is unset, as Docker Compose does.
     fn include_env(&mut self, files: &[PathBuf], parent_env: &Env, item: &Node) -> Result<Env, Vec<Diagnostic>> {
-        let mut env = Env::new();
+        let mut env = parent_env.clone();
         for f in files {
             if !f.is_file() {
                 if item.get("env_file").is_some() {
@@ -286,16 +287,11 @@ impl<'a> TreeLoader<'a> {
             }
             let text = std::fs::read_to_string(f)
                 .map_err(|e| vec![Diagnostic::new(Span::file(f), format!("cannot read env file: {e}"))])?;
-            let lookup = |k: &str| self.os_env.get(k).or_else(|| env.get(k)).cloned();
+            let lookup = |k: &str| env.get(k).cloned();
             let vars = dotenv::parse(&text, f, &lookup).map_err(|d| vec![d])?;
-            env.extend(vars);
-        }
-        for (k, v) in self.os_env.iter() {
-            env.insert(k.clone(), v.clone());
-        }
-        // Variables the parent set (from its .env) still apply where the included project sets nothing.
-        for (k, v) in parent_env {
-            env.entry(k.clone()).or_insert_with(|| v.clone());
+            for (k, v) in vars {
+                env.entry(k).or_insert(v);
+            }
         }
         Ok(env)
     }
