@@ -23,6 +23,7 @@ pub enum EdgeKind {
     NetworkMode,
     Ipc,
     Pid,
+    Uts,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,19 +82,26 @@ impl ServiceGraph {
                     required: d.required,
                 })
                 .collect();
-            for link in &svc.links {
-                deps.push(Dependency::plain(link.split(':').next().unwrap_or(link), EdgeKind::Link));
-            }
-            for from in &svc.volumes_from {
-                if !from.starts_with("container:") {
-                    deps.push(Dependency::plain(from.split(':').next().unwrap_or(from), EdgeKind::VolumesFrom));
-                }
-            }
-            for (mode, kind) in
-                [(&svc.network_mode, EdgeKind::NetworkMode), (&svc.ipc, EdgeKind::Ipc), (&svc.pid, EdgeKind::Pid)]
-            {
-                if let Some(target) = mode.as_deref().and_then(|m| m.strip_prefix("service:")) {
+            // The loader already writes these into depends_on; a Project built otherwise still gets the edges.
+            let mut implicit = |target: &str, kind: EdgeKind| {
+                if !svc.depends_on.contains_key(target) {
                     deps.push(Dependency::plain(target, kind));
+                }
+            };
+            for link in &svc.links {
+                implicit(link.split(':').next().unwrap_or(link), EdgeKind::Link);
+            }
+            for from in svc.volumes_from.iter().filter(|f| !f.starts_with("container:")) {
+                implicit(from.split(':').next().unwrap_or(from), EdgeKind::VolumesFrom);
+            }
+            for (mode, kind) in [
+                (&svc.network_mode, EdgeKind::NetworkMode),
+                (&svc.ipc, EdgeKind::Ipc),
+                (&svc.pid, EdgeKind::Pid),
+                (&svc.uts, EdgeKind::Uts),
+            ] {
+                if let Some(target) = mode.as_deref().and_then(|m| m.strip_prefix("service:")) {
+                    implicit(target, kind);
                 }
             }
             (name.clone(), deps)

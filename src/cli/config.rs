@@ -134,6 +134,44 @@ fn render_json(mut json: serde_json::Value, format: Format) -> Result<String, St
     }
     match format {
         Format::Json => serde_json::to_string_pretty(&json).map(|s| s + "\n").map_err(|e| format!("error: {e}")),
-        Format::Yaml => serde_norway::to_string(&json).map_err(|e| format!("error: {e}")),
+        Format::Yaml => {
+            serde_norway::to_string(&json).map(|y| quote_yaml11_booleans(&y)).map_err(|e| format!("error: {e}"))
+        }
+    }
+}
+
+/// YAML 1.1 readers (PyYAML, older Go yaml) take a plain `no`, `yes`, `on`, `off`, `y` or `n` for a boolean; the
+/// emitter writes YAML 1.2, where they are strings. Quote them, as Docker Compose does (`restart: "no"`).
+/// Booleans are always emitted as `true`/`false`, so a plain one of these words is a string.
+fn quote_yaml11_booleans(yaml: &str) -> String {
+    const WORDS: [&str; 16] =
+        ["y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"];
+    let mut out = String::with_capacity(yaml.len() + 16);
+    for line in yaml.lines() {
+        let value = match line.rsplit_once(": ") {
+            Some((key, v)) if !key.trim_start().starts_with(['\'', '"']) => v,
+            _ => line.trim_start().strip_prefix("- ").unwrap_or(""),
+        };
+        if WORDS.contains(&value) {
+            out.push_str(&line[..line.len() - value.len()]);
+            out.push('"');
+            out.push_str(value);
+            out.push('"');
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml11_booleans_are_quoted() {
+        let y = "restart: no\nlist:\n- on\n- onion\nkey: yes please\nno: 1\n";
+        assert_eq!(quote_yaml11_booleans(y), "restart: \"no\"\nlist:\n- \"on\"\n- onion\nkey: yes please\nno: 1\n");
     }
 }

@@ -27,8 +27,8 @@ pub fn canonicalize(root: &mut Node) -> Vec<Diagnostic> {
     }
     for kind in ["networks", "volumes", "secrets", "configs", "models"] {
         if let Some(resources) = top.get_mut(kind).and_then(|e| e.value.as_map_mut()) {
-            for entry in resources.values_mut() {
-                canonical_resource(&mut entry.value);
+            for (name, entry) in resources.iter_mut() {
+                canonical_resource(kind, name, &mut entry.value, &mut diags);
             }
         }
     }
@@ -61,6 +61,23 @@ pub fn canonical_service(svc: &mut Node, diags: &mut Vec<Diagnostic>) {
     {
         let span = test.span.clone();
         *test = seq(vec![Node::string("CMD-SHELL", span.clone()), Node::string(s, span.clone())], span);
+    }
+    for key in ["cpu_rt_runtime", "cpu_rt_period"] {
+        // The spec documents durations here (`400ms`); the engine wants microseconds.
+        if let Some(n) = svc.get_mut(key)
+            && let Some(micros) = n
+                .as_str()
+                .filter(|s| s.parse::<i64>().is_err())
+                .and_then(|s| crate::compose::model::Duration::parse(s).ok())
+        {
+            n.value = Value::Int(micros.as_nanos() / 1000);
+        }
+    }
+    if let Some(n) = svc.get_mut("pull_policy")
+        && n.as_str() == Some("if_not_present")
+    {
+        // compose-go's spelling for Docker's `missing`.
+        n.value = Value::String("missing".into());
     }
     if let Some(n) = svc.get_mut("gpus")
         && n.as_str() == Some("all")
@@ -147,17 +164,23 @@ fn canonical_build(build: &mut Node, diags: &mut Vec<Diagnostic>) {
     rewrite(build, BUILD_REWRITES, diags);
 }
 
-/// Top-level networks, volumes, secrets, configs: `null` is an empty definition; the legacy
-/// `external: {name: x}` becomes `external: true` with `name: x`.
-fn canonical_resource(res: &mut Node) {
+/// Top-level networks, volumes, secrets, configs: `null` is an empty definition; the legacy `external: {name: x}`
+/// (or any mapping) becomes `external: true`, with `name: x` when it names one.
+fn canonical_resource(kind: &str, key: &str, res: &mut Node, diags: &mut Vec<Diagnostic>) {
     if res.is_null() {
         *res = Node::map(res.span.clone());
     }
-    if let Some(ext) = res.get("external").and_then(|e| e.get("name")).cloned() {
-        let span = res.get("external").map(|e| e.span.clone()).unwrap_or_default();
-        res.insert("external", Node::new(Value::Bool(true), span));
-        if res.get("name").is_none() {
-            res.insert("name", ext);
+    if let Some(ext) = res.get("external").filter(|e| e.as_map().is_some()).cloned() {
+        res.insert("external", Node::new(Value::Bool(true), ext.span.clone()));
+        if let Some(ext_name) = ext.get("name") {
+            match res.get("name") {
+                Some(own) if own.value != ext_name.value => diags.push(
+                    Diagnostic::new(own.span.clone(), format!("{kind}.{key}: `name` and `external.name` conflict"))
+                        .with_hint("only use `name`"),
+                ),
+                Some(_) => {}
+                None => res.insert("name", ext_name.clone()),
+            }
         }
     }
     if let Some(labels) = res.get_mut("labels") {
@@ -281,9 +304,10 @@ fn list_to_null_map(n: &mut Node) {
     }
 }
 
-/// `depends_on: [db]` becomes `{db: {condition: service_started, required: true}}`; the long form gets the same
-/// defaults, so merged files and `config` output always carry both fields.
+/// `depends_on: [db]` becomes `{db: {condition: service_started, required: true}}`. The long form gets `required`
+/// by default but must name its `condition` (the spec requires it; the logical checks say so).
 fn canonical_depends_on(n: &mut Node) {
+    let short = matches!(n.value, Value::Seq(_));
     list_to_null_map(n);
     if let Some(m) = n.as_map_mut() {
         for entry in m.values_mut() {
@@ -294,7 +318,7 @@ fn canonical_depends_on(n: &mut Node) {
             if dep.as_map().is_none() {
                 continue;
             }
-            if dep.get("condition").is_none() {
+            if short && dep.get("condition").is_none() {
                 dep.insert("condition", Node::string("service_started", dep.span.clone()));
             }
             if dep.get("required").is_none() {
@@ -570,6 +594,10 @@ mod tests {
         let (j, _) = canon(serde_json::json!({"networks": {"n": {"external": {"name": "real"}}, "m": null}}));
         assert_eq!(j["networks"]["n"], serde_json::json!({"external": true, "name": "real"}));
         assert_eq!(j["networks"]["m"], serde_json::json!({}));
+        let (j, _) = canon(serde_json::json!({"volumes": {"v": {"external": {}}}}));
+        assert_eq!(j["volumes"]["v"], serde_json::json!({"external": true}));
+        let (_, d) = canon(serde_json::json!({"volumes": {"v": {"name": "a", "external": {"name": "b"}}}}));
+        assert_eq!(d.len(), 1);
     }
 
     #[test]

@@ -82,6 +82,15 @@ fn check_references(
     let has = |s: &str| unresolved(s) || services.iter().any(|x| x == s);
     if let Some(deps) = svc.get("depends_on").and_then(Node::as_map) {
         for (dep, e) in deps {
+            if e.value.as_map().is_some() && e.value.get("condition").is_none() {
+                diags.push(
+                    Diagnostic::new(
+                        e.key_span.clone(),
+                        format!("service {name:?}: depends_on.{dep} has no `condition`"),
+                    )
+                    .with_hint("add `condition: service_started` (or service_healthy, service_completed_successfully)"),
+                );
+            }
             if !has(dep) {
                 diags.push(unknown_service(
                     e.key_span.clone(),
@@ -125,7 +134,7 @@ fn check_references(
             }
         }
     }
-    for key in ["network_mode", "ipc", "pid"] {
+    for key in ["network_mode", "ipc", "pid", "uts"] {
         if let Some(n) = svc.get(key)
             && let Some(target) = n.as_str().and_then(|s| s.strip_prefix("service:"))
             && !has(target)
@@ -293,7 +302,7 @@ mod tests {
     fn references() {
         let m = run(
             json!({"services": {
-                "web": {"image": "x", "depends_on": {"bd": {"required": true}}, "links": ["cache:c"],
+                "web": {"image": "x", "depends_on": {"bd": {"condition": "service_started", "required": true}}, "links": ["cache:c"],
                         "volumes_from": ["container:abc", "nope"], "network_mode": "service:gone"},
                 "db": {"image": "x", "networks": {"front": null}, "volumes": [{"type": "volume", "source": "data", "target": "/d"}],
                        "secrets": [{"source": "pw"}]}
@@ -309,9 +318,15 @@ mod tests {
 
     #[test]
     fn disabled_dependencies() {
-        let m = run(json!({"services": {"web": {"image": "x", "depends_on": {"db": {"required": true}}}}}), &["db"]);
+        let m = run(
+            json!({"services": {"web": {"image": "x", "depends_on": {"db": {"condition": "service_started", "required": true}}}}}),
+            &["db"],
+        );
         assert_eq!(m, ["service \"web\" depends on \"db\", which is disabled by its profiles"]);
-        let m = run(json!({"services": {"web": {"image": "x", "depends_on": {"db": {"required": false}}}}}), &["db"]);
+        let m = run(
+            json!({"services": {"web": {"image": "x", "depends_on": {"db": {"condition": "service_started", "required": false}}}}}),
+            &["db"],
+        );
         assert!(m.is_empty());
     }
 

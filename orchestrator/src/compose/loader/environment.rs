@@ -1,6 +1,8 @@
 //! A service's final `environment`: its `env_file`s read in order, then its own `environment` on top; bare
 //! variables (`- FOO`) take their value from the project environment, and stay unset when it has none.
 //! The `env_file` list is dropped afterwards, as `docker compose config` does: its content is in `environment`.
+//! `label_file`s feed `labels` the same way (the service's own labels win), and build args without a value take
+//! theirs from the project environment or are dropped.
 
 use std::path::Path;
 
@@ -70,7 +72,57 @@ fn resolve_service(svc: &mut Node, env: &Env) -> Result<(), Diagnostic> {
         let span = svc.span.clone();
         svc.insert("environment", Node::new(Value::Map(merged), span));
     }
+    resolve_label_files(svc, env)?;
+    resolve_build_args(svc, env);
     Ok(())
+}
+
+fn resolve_label_files(svc: &mut Node, env: &Env) -> Result<(), Diagnostic> {
+    let Some(files) = svc.as_map_mut().and_then(|m| m.shift_remove("label_file")) else {
+        return Ok(());
+    };
+    let mut labels = Mapping::new();
+    for f in files.value.as_seq().unwrap_or_default() {
+        let Some(path) = f.as_str().map(Path::new) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostic::new(f.span.clone(), format!("label file {}: {e}", path.display()))
+                .with_hint("create the file, or remove it from label_file")
+        })?;
+        let lookup = |k: &str| env.get(k).cloned();
+        for (k, v) in dotenv::parse(&text, path, &lookup)? {
+            labels.insert(k, Entry { key_span: f.span.clone(), value: Node::string(v, f.span.clone()) });
+        }
+    }
+    if let Some(own) = svc.get("labels").and_then(Node::as_map) {
+        for (k, e) in own {
+            labels.insert(k.clone(), e.clone());
+        }
+    }
+    if !labels.is_empty() {
+        let span = svc.span.clone();
+        svc.insert("labels", Node::new(Value::Map(labels), span));
+    }
+    Ok(())
+}
+
+fn resolve_build_args(svc: &mut Node, env: &Env) {
+    let Some(args) = svc.get_mut("build").and_then(|b| b.get_mut("args")).and_then(Node::as_map_mut) else {
+        return;
+    };
+    args.retain(|k, e| {
+        if !e.value.is_null() {
+            return true;
+        }
+        match env.get(k) {
+            Some(v) => {
+                e.value.value = Value::String(v.clone());
+                true
+            }
+            None => false,
+        }
+    });
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ pub fn dependencies(svc: &Node) -> Vec<String> {
                 .map(|v| v.split(':').next().unwrap_or(v).to_string()),
         );
     }
-    for key in ["network_mode", "ipc", "pid"] {
+    for key in ["network_mode", "ipc", "pid", "uts"] {
         if let Some(s) = svc.get(key).and_then(Node::as_str).and_then(|s| s.strip_prefix("service:")) {
             deps.push(s.to_string());
         }

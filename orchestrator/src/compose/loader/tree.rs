@@ -243,6 +243,23 @@ impl<'a> TreeLoader<'a> {
                 .map(|s| s.iter().filter_map(Node::as_str).map(PathBuf::from).collect())
                 .unwrap_or_default()
         };
+        const KEYS: [&str; 3] = ["path", "project_directory", "env_file"];
+        if let Some(m) = item.as_map() {
+            let unknown: Vec<Diagnostic> = m
+                .iter()
+                .filter(|(k, _)| !KEYS.contains(&k.as_str()))
+                .map(|(k, e)| {
+                    let d = Diagnostic::new(e.key_span.clone(), format!("unknown key `{k}` in an `include` entry"));
+                    match crate::compose::error::nearest(k, KEYS) {
+                        Some(n) => d.with_hint(format!("did you mean `{n}`?")),
+                        None => d.with_hint("an include entry takes `path`, `project_directory` and `env_file`"),
+                    }
+                })
+                .collect();
+            if !unknown.is_empty() {
+                return Err(unknown);
+            }
+        }
         let files = strings("path");
         if let Some(remote) = files.iter().find(|f| super::discover::is_remote(&f.to_string_lossy())) {
             return Err(vec![remote_error(item.span.clone(), &remote.to_string_lossy())]);

@@ -62,7 +62,19 @@ pub fn parse_volume(spec: &str) -> Result<ShortVolume, String> {
     if spec.is_empty() {
         return Err("empty volume".into());
     }
-    let parts: Vec<&str> = spec.split(':').collect();
+    // A Windows drive letter (`C:\data`, `d:/src`) is part of the source, not a separator.
+    let drive = spec
+        .as_bytes()
+        .get(..3)
+        .filter(|b| b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/'));
+    let (prefix, rest) = if drive.is_some() { spec.split_at(2) } else { ("", spec) };
+    let mut parts: Vec<String> = rest.split(':').map(str::to_string).collect();
+    if !prefix.is_empty()
+        && let Some(first) = parts.first_mut()
+    {
+        *first = format!("{prefix}{first}");
+    }
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     let (source, target, mode) = match parts.as_slice() {
         [t] => (None, *t, None),
         [s, t] => (Some(*s), *t, None),
@@ -76,7 +88,7 @@ pub fn parse_volume(spec: &str) -> Result<ShortVolume, String> {
     v.kind = match source {
         None => "volume",
         Some("") => return Err("the source is empty".into()),
-        Some(s) if s.starts_with('.') || s.starts_with('/') || s.starts_with('~') => "bind",
+        Some(s) if s.starts_with('.') || s.starts_with('/') || s.starts_with('~') || drive.is_some() => "bind",
         Some(_) => "volume",
     };
     v.source = source.map(str::to_string);
@@ -111,9 +123,20 @@ mod tests {
     }
 
     #[test]
+    fn windows_drive_letters() {
+        let v = parse_volume("C:\\data:/data:ro").unwrap_or_default();
+        assert_eq!(
+            (v.kind, v.source.as_deref(), v.target.as_str(), v.read_only),
+            ("bind", Some("C:\\data"), "/data", true)
+        );
+        let v = parse_volume("d:/src/app:/app").unwrap_or_default();
+        assert_eq!((v.kind, v.source.as_deref()), ("bind", Some("d:/src/app")));
+    }
+
+    #[test]
     fn errors() {
         assert!(parse_volume("a:b:c:d").is_err());
-        assert!(parse_volume("a:/b:bogus").is_err());
+        assert!(parse_volume("vol:/b:bogus").is_err());
         assert!(parse_volume(":/b").is_err());
         assert!(parse_volume("").is_err());
     }

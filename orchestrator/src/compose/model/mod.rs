@@ -78,8 +78,8 @@ pub struct Project {
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     #[schemars(extend("propertyNames" = {"pattern": NAME_PATTERN}))]
     pub services: IndexMap<String, Service>,
+    /// Network keys are free-form in the spec (only the engine-side `name` must be valid for the engine).
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
-    #[schemars(extend("propertyNames" = {"pattern": NAME_PATTERN}))]
     pub networks: IndexMap<String, NetworkConfig>,
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     #[schemars(extend("propertyNames" = {"pattern": NAME_PATTERN}))]
@@ -92,7 +92,6 @@ pub struct Project {
     pub configs: IndexMap<String, ConfigObjConfig>,
     /// AI models services can use.
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
-    #[schemars(extend("propertyNames" = {"pattern": NAME_PATTERN}))]
     pub models: IndexMap<String, ModelConfig>,
     #[serde(flatten, deserialize_with = "only_extensions")]
     pub extensions: Extensions,
