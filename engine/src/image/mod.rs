@@ -2,7 +2,9 @@
 //! docker-save / OCI-layout archives and rootfs import.
 
 pub mod digest;
+pub mod error;
 pub mod reference;
+pub mod store;
 
 pub use digest::Digest;
 pub use reference::Reference;
