@@ -2,6 +2,9 @@
 //! subset served on `/run/berth/berth.sock`, plus the typed client the orchestrator uses.
 //! See `docs/architecture.md` for the picture.
 
+pub mod api;
 pub mod client;
+pub mod daemon;
 pub mod image;
 pub mod paths;
+pub mod registry;

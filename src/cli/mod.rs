@@ -1,7 +1,11 @@
 //! Command-line parsing and dispatch.
 
 mod config;
+mod engine;
+mod format;
+mod image;
 mod report;
+mod system;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,12 +41,31 @@ pub struct GlobalArgs {
     /// An alternate working directory (default: the directory of the first compose file).
     #[arg(long = "project-directory", global = true, value_name = "DIR")]
     pub project_directory: Option<PathBuf>,
+    /// berth's state directory (default /var/lib/berth, or BERTH_ROOT).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Where the sockets live (default /run/berth, or BERTH_RUN_DIR).
+    #[arg(long = "run-dir", global = true, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Parse, resolve and render the compose file in canonical format.
     Config(config::ConfigArgs),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Engine-wide information and maintenance.
+    #[command(subcommand)]
+    System(system::SystemCommand),
+    /// Log in to a registry.
+    Login(system::LoginArgs),
+    /// Log out from a registry.
+    Logout {
+        /// The registry (host[:port]).
+        server: String,
+    },
 }
 
 pub fn run() -> ExitCode {
@@ -50,6 +73,10 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Config(args) => config::run(&cli.global, args),
+        Command::Image(cmd) => image::run(&cli.global, cmd),
+        Command::System(cmd) => system::run(&cli.global, cmd),
+        Command::Login(args) => system::login(&cli.global, args),
+        Command::Logout { server } => system::logout(&cli.global, server),
     };
     match result {
         Ok(code) => code,
@@ -58,6 +85,15 @@ pub fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Run an async command body on a small runtime: the CLI is one request at a time.
+pub fn block_on<F: std::future::Future<Output = Result<ExitCode, String>>>(f: F) -> Result<ExitCode, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("error: cannot start the runtime: {e}"))?
+        .block_on(f)
 }
 
 fn init_tracing() {

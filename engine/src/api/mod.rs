@@ -1,0 +1,96 @@
+//! The Docker-Engine-API-compatible HTTP surface of berthd, on a Unix socket.
+//!
+//! Paths may carry a version prefix (`/v1.47/images/json`), as Docker clients send them; the prefix is removed
+//! before routing, so every handler is written once.
+
+pub mod error;
+pub mod images;
+pub mod system;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::routing::{get, post};
+
+use crate::image::Digest;
+use crate::image::store::ImageStore;
+use crate::paths::Paths;
+use crate::registry::{Puller, RegistryOptions};
+
+/// The API version berthd speaks (Docker 27's); clients negotiate down to it.
+pub const API_VERSION: &str = "1.47";
+pub const MIN_API_VERSION: &str = "1.24";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub paths: Arc<Paths>,
+    pub images: Arc<ImageStore>,
+    /// One puller for the daemon, so concurrent pulls of one image fetch each blob once.
+    pub puller: Arc<Puller>,
+    /// Transport and credentials defaults for registries.
+    pub registry: RegistryOptions,
+}
+
+impl AppState {
+    pub fn new(paths: Paths, images: ImageStore) -> AppState {
+        let images = Arc::new(images);
+        let registry = RegistryOptions {
+            auth_files: crate::registry::auth::default_auth_files(Some(&paths.root)),
+            ..Default::default()
+        };
+        AppState { paths: Arc::new(paths), puller: Arc::new(Puller::new(images.clone())), images, registry }
+    }
+
+    /// Whether a container uses an image (containers arrive with the containers issue; until then none does).
+    pub fn image_in_use(&self) -> impl Fn(&Digest) -> bool + use<> {
+        |_: &Digest| false
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/_ping", get(system::ping).head(system::ping_head))
+        .route("/version", get(system::version))
+        .route("/info", get(system::info))
+        .route("/system/df", get(images::system_df))
+        .route("/images/json", get(images::list))
+        .route("/images/create", post(images::create))
+        .route("/images/prune", post(images::prune))
+        .route("/images/{*rest}", get(images::get).post(images::post).delete(images::delete))
+        .with_state(state)
+}
+
+/// `/v1.47/containers/json` → `/containers/json`. Runs before routing (it wraps the router).
+pub fn strip_version_prefix(mut req: Request) -> Request {
+    let path = req.uri().path();
+    if let Some(rest) = path.strip_prefix("/v")
+        && let Some((version, tail)) = rest.split_once('/')
+        && !version.is_empty()
+        && version.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    {
+        let tail = format!("/{tail}");
+        let new = match req.uri().query() {
+            Some(q) => format!("{tail}?{q}"),
+            None => tail,
+        };
+        if let Ok(uri) = new.parse() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_prefix_is_removed() {
+        let req = |p: &str| Request::builder().uri(p).body(axum::body::Body::empty()).unwrap_or_default();
+        assert_eq!(strip_version_prefix(req("/v1.47/images/json?all=1")).uri(), "/images/json?all=1");
+        assert_eq!(strip_version_prefix(req("/_ping")).uri(), "/_ping");
+        assert_eq!(strip_version_prefix(req("/volumes/v1")).uri(), "/volumes/v1");
+        assert_eq!(strip_version_prefix(req("/vx/a")).uri(), "/vx/a");
+    }
+}

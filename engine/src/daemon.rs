@@ -1,0 +1,74 @@
+//! berthd's main loop: open the state, bind the socket (mode 0660), serve until SIGTERM or SIGINT.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use axum::ServiceExt as _;
+use tokio::net::UnixListener;
+use tower::Layer as _;
+
+use crate::api::{self, AppState};
+use crate::image::store::ImageStore;
+use crate::paths::Paths;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot create {path}: {source}")]
+    CreateDir { path: std::path::PathBuf, source: std::io::Error },
+    #[error("another berthd already answers on {0}; stop it first or use another --run-dir")]
+    AlreadyRunning(std::path::PathBuf),
+    #[error("cannot bind {path}: {source}")]
+    Bind { path: std::path::PathBuf, source: std::io::Error },
+    #[error("cannot open the image store: {0}")]
+    Store(String),
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+pub async fn run(paths: Paths) -> Result<(), DaemonError> {
+    for dir in [&paths.root, &paths.run_dir] {
+        std::fs::create_dir_all(dir).map_err(|source| DaemonError::CreateDir { path: dir.clone(), source })?;
+    }
+    let socket = paths.engine_socket();
+    let listener = bind(&socket).await?;
+    let images = ImageStore::open(&paths.root).map_err(|e| DaemonError::Store(e.to_string()))?;
+    let state = AppState::new(paths.clone(), images);
+    let app = tower::util::MapRequestLayer::new(api::strip_version_prefix).layer(api::router(state));
+    tracing::info!(socket = %socket.display(), root = %paths.root.display(), "berthd ready");
+    axum::serve(listener, app.into_make_service())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(DaemonError::Serve)?;
+    let _ = std::fs::remove_file(&socket);
+    tracing::info!("berthd stopped; containers keep running");
+    Ok(())
+}
+
+/// Bind the socket, replacing a stale file left by a daemon that died, but never one a live daemon answers on.
+async fn bind(socket: &Path) -> Result<UnixListener, DaemonError> {
+    if socket.exists() {
+        if tokio::net::UnixStream::connect(socket).await.is_ok() {
+            return Err(DaemonError::AlreadyRunning(socket.to_path_buf()));
+        }
+        let _ = std::fs::remove_file(socket);
+    }
+    let listener =
+        UnixListener::bind(socket).map_err(|source| DaemonError::Bind { path: socket.to_path_buf(), source })?;
+    // 0660: root and the socket's group may talk to the engine, nobody else.
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
+        .map_err(|source| DaemonError::Bind { path: socket.to_path_buf(), source })?;
+    Ok(listener)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        // Without signal handlers we can still be stopped with SIGKILL; serve on.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
