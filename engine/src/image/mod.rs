@@ -4,7 +4,9 @@
 pub mod digest;
 pub mod error;
 pub mod reference;
+pub mod rootfs;
 pub mod store;
+pub mod unpack;
 
 pub use digest::Digest;
 pub use reference::Reference;
