@@ -390,3 +390,248 @@ fn store_is_send_and_sync() {
     check::<ImageStore>();
     check::<berth_engine::image::store::BlobWriter>();
 }
+
+// ---- import and unpacking ----
+
+use berth_engine::image::import::{ImportSource, import};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+/// A small rootfs with what import must keep: modes, owners, symlinks (one pointing out of it), hard links, a fifo.
+fn sample_rootfs(parent: &Path) -> std::path::PathBuf {
+    let root = parent.join("rootfs");
+    let outside = parent.join("outside");
+    fs::create_dir_all(root.join("bin")).expect("mkdir");
+    fs::create_dir_all(root.join("etc/empty.d")).expect("mkdir");
+    fs::create_dir_all(&outside).expect("mkdir");
+    fs::write(outside.join("secret"), b"must not be imported").expect("write");
+    fs::write(root.join("bin/tool"), b"#!/bin/sh\necho tool\n").expect("write");
+    fs::set_permissions(root.join("bin/tool"), fs::Permissions::from_mode(0o4755)).expect("chmod");
+    fs::write(root.join("etc/hostname"), b"berth\n").expect("write");
+    std::os::unix::fs::chown(root.join("etc/hostname"), Some(1234), Some(5678)).expect("chown");
+    fs::hard_link(root.join("bin/tool"), root.join("bin/tool-link")).expect("hard link");
+    std::os::unix::fs::symlink("tool", root.join("bin/alias")).expect("symlink");
+    std::os::unix::fs::symlink("/etc/passwd", root.join("etc/passwd-link")).expect("symlink");
+    std::os::unix::fs::symlink(&outside, root.join("escape")).expect("symlink");
+    nix::unistd::mkfifo(&root.join("etc/fifo"), nix::sys::stat::Mode::from_bits_truncate(0o640)).expect("mkfifo");
+    root
+}
+
+/// The plain tar of a directory, as `tar -C dir -cf - .` would make it (via the tar crate).
+fn tar_of(dir: &Path) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    b.follow_symlinks(false);
+    b.append_dir_all(".", dir).expect("tar dir");
+    b.into_inner().expect("tar finish")
+}
+
+#[test]
+fn import_directory_keeps_modes_owners_links_and_does_not_follow_symlinks() {
+    let (dir, store) = store();
+    let root = sample_rootfs(dir.path());
+    let changes = vec![
+        r#"CMD ["/bin/tool", "--flag"]"#.to_string(),
+        "ENV PATH=/bin GREETING=hello".to_string(),
+        "EXPOSE 80 53/udp".to_string(),
+        "WORKDIR /srv".to_string(),
+        "USER 1000".to_string(),
+        r#"LABEL org.example.name="my image""#.to_string(),
+    ];
+    let img = import(&store, ImportSource::Dir(root.clone()), Some(&r("imported:1")), &changes).expect("import");
+    assert_eq!(img.repo_tags, vec![r("imported:1")]);
+    assert_eq!(img.layers.len(), 1);
+    assert_eq!(img.layers[0].media_type, "application/vnd.oci.image.layer.v1.tar+gzip");
+
+    let config = img.config.config().as_ref().expect("config");
+    assert_eq!(config.cmd().as_deref(), Some(&["/bin/tool".to_string(), "--flag".to_string()][..]));
+    assert_eq!(config.env().as_deref(), Some(&["PATH=/bin".to_string(), "GREETING=hello".to_string()][..]));
+    let mut ports = config.exposed_ports().clone().unwrap_or_default();
+    ports.sort();
+    assert_eq!(ports, vec!["53/udp", "80/tcp"]);
+    assert_eq!(config.working_dir().as_deref(), Some("/srv"));
+    assert_eq!(config.user().as_deref(), Some("1000"));
+    assert_eq!(config.labels().as_ref().and_then(|l| l.get("org.example.name")).map(String::as_str), Some("my image"));
+    assert_eq!(img.config.os().to_string(), "linux");
+    let history = img.config.history().as_ref().expect("history");
+    assert_eq!(history[0].created_by().as_deref(), Some("berth import"));
+
+    let dirs = store.ensure_unpacked(&img).expect("unpack");
+    assert_eq!(dirs, vec![store.layer_dir(&img.layers[0].chain_id)]);
+    let diff = &dirs[0];
+    let tool = fs::symlink_metadata(diff.join("bin/tool")).expect("tool");
+    assert_eq!(tool.mode() & 0o7777, 0o4755);
+    assert_eq!(fs::read(diff.join("bin/tool")).expect("read"), b"#!/bin/sh\necho tool\n");
+    let link = fs::symlink_metadata(diff.join("bin/tool-link")).expect("hard link");
+    assert_eq!(link.ino(), tool.ino(), "hard links stay hard links");
+    let hostname = fs::symlink_metadata(diff.join("etc/hostname")).expect("hostname");
+    assert_eq!((hostname.uid(), hostname.gid()), (1234, 5678));
+    assert_eq!(fs::read_link(diff.join("bin/alias")).expect("alias"), Path::new("tool"));
+    assert_eq!(fs::read_link(diff.join("etc/passwd-link")).expect("link"), Path::new("/etc/passwd"));
+    assert!(fs::symlink_metadata(diff.join("escape")).expect("escape").file_type().is_symlink());
+    let mut names = Vec::new();
+    walk(diff, &mut names);
+    assert!(!names.iter().any(|n| n.ends_with("secret")), "the symlinked dir was followed: {names:?}");
+    assert!(std::os::unix::fs::FileTypeExt::is_fifo(
+        &fs::symlink_metadata(diff.join("etc/fifo")).expect("fifo").file_type()
+    ));
+    assert!(diff.join("etc/empty.d").is_dir());
+}
+
+#[test]
+fn import_tar_plain_gzip_and_zstd() {
+    let (dir, store) = store();
+    let root = sample_rootfs(dir.path());
+    let plain = tar_of(&root);
+    let diff_id = Digest::of(&plain);
+
+    let a = import(&store, ImportSource::Tar(Box::new(std::io::Cursor::new(plain.clone()))), None, &[]).expect("plain");
+    assert_eq!(a.layers[0].diff_id, diff_id);
+    assert_eq!(a.layers[0].media_type, "application/vnd.oci.image.layer.v1.tar+gzip", "a plain tar is compressed");
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&plain).expect("gzip");
+    let gz = gz.finish().expect("gzip");
+    let b = import(&store, ImportSource::Tar(Box::new(std::io::Cursor::new(gz.clone()))), None, &[]).expect("gzip");
+    assert_eq!((b.layers[0].diff_id.clone(), b.layers[0].digest.clone()), (diff_id.clone(), Digest::of(&gz)));
+
+    let zst = zstd::encode_all(std::io::Cursor::new(&plain), 3).expect("zstd");
+    let c = import(&store, ImportSource::Tar(Box::new(std::io::Cursor::new(zst.clone()))), None, &[]).expect("zstd");
+    assert_eq!((c.layers[0].diff_id.clone(), c.layers[0].digest.clone()), (diff_id.clone(), Digest::of(&zst)));
+    assert_eq!(c.layers[0].media_type, "application/vnd.oci.image.layer.v1.tar+zstd");
+
+    // The same content is one unpacked layer.
+    let dirs: HashSet<_> = [&a, &b, &c].iter().map(|i| store.ensure_unpacked(i).expect("unpack")).collect();
+    assert_eq!(dirs.len(), 1);
+    assert_eq!(store.layers_unpacked(), 1);
+}
+
+#[test]
+fn import_refuses_what_is_not_a_tar_and_leaves_nothing() {
+    let (_dir, store) = store();
+    let garbage = vec![0x42u8; 4096];
+    let err = import(&store, ImportSource::Tar(Box::new(std::io::Cursor::new(garbage))), Some(&r("x")), &[]);
+    assert!(matches!(err, Err(StoreError::Import(_))), "{err:?}");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b"this is gzip but not a tar, it is far too short to hold a header").expect("gzip");
+    let err = import(&store, ImportSource::Tar(Box::new(std::io::Cursor::new(gz.finish().expect("gz")))), None, &[]);
+    assert!(err.is_err());
+    assert!(matches!(
+        import(&store, ImportSource::Dir("/nonexistent/berth".into()), None, &[]),
+        Err(StoreError::Io { .. })
+    ));
+    let bad_change = import(&store, ImportSource::Tar(Box::new(std::io::empty())), None, &["RUN rm -rf /".into()]);
+    assert!(matches!(bad_change, Err(StoreError::InvalidChange { .. })));
+    assert!(files_in(&store.root().join("blobs/sha256")).is_empty());
+    assert!(files_in(&store.root().join("blobs/tmp")).is_empty());
+    assert!(store.list().is_empty());
+}
+
+/// An image of `base`'s layer plus the layer of `top` (a rootfs dir), with a config written here.
+fn stack(
+    store: &ImageStore,
+    base: &berth_engine::image::store::Image,
+    top: &Path,
+    tag: &str,
+) -> berth_engine::image::store::Image {
+    let upper = import(store, ImportSource::Dir(top.to_path_buf()), None, &[]).expect("import top");
+    let layers = [
+        (base.layers[0].digest.clone(), base.layers[0].diff_id.clone()),
+        (upper.layers[0].digest.clone(), upper.layers[0].diff_id.clone()),
+    ];
+    let manifest = write_image(store, &layers, "2024-02-01T00:00:00Z");
+    let image = store.add_image(&manifest, Some(&r(tag))).expect("add stacked image");
+    store.remove(upper.id.short(), false, &never).expect("drop the helper image");
+    image
+}
+
+/// Every path under `dir`, without following symlinks.
+fn walk(dir: &Path, out: &mut Vec<String>) {
+    for e in fs::read_dir(dir).expect("read dir") {
+        let path = e.expect("entry").path();
+        out.push(path.display().to_string());
+        if fs::symlink_metadata(&path).expect("stat").is_dir() {
+            walk(&path, out);
+        }
+    }
+}
+
+#[test]
+fn images_sharing_a_base_share_its_unpacked_dir() {
+    let (dir, store) = store();
+    let base = import(&store, ImportSource::Dir(sample_rootfs(dir.path())), Some(&r("base")), &[]).expect("base");
+    let app1 = dir.path().join("app1");
+    let app2 = dir.path().join("app2");
+    for (d, content) in [(&app1, "one"), (&app2, "two")] {
+        fs::create_dir_all(d.join("app")).expect("mkdir");
+        fs::write(d.join("app/id"), content).expect("write");
+    }
+    let one = stack(&store, &base, &app1, "app:1");
+    let two = stack(&store, &base, &app2, "app:2");
+    let dirs1 = store.ensure_unpacked(&one).expect("unpack one");
+    let dirs2 = store.ensure_unpacked(&two).expect("unpack two");
+    assert_eq!(dirs1.len(), 2);
+    // Top-most first; the base (last) is the same dir, the tops differ.
+    assert_eq!(dirs1[1], dirs2[1]);
+    assert_ne!(dirs1[0], dirs2[0]);
+    let ino = |p: &Path| fs::metadata(p.join("bin/tool")).expect("tool").ino();
+    assert_eq!(ino(&dirs1[1]), ino(&dirs2[1]));
+    assert_eq!(fs::read(dirs1[0].join("app/id")).expect("read"), b"one");
+    assert_eq!(fs::read(dirs2[0].join("app/id")).expect("read"), b"two");
+    assert_eq!(store.layers_unpacked(), 3, "base once, each top once");
+    assert_eq!(store.ensure_unpacked(&base).expect("base")[0], dirs1[1]);
+    assert_eq!(store.layers_unpacked(), 3);
+
+    // Removing one app keeps the shared base dir; prune after removing everything clears layers/.
+    store.remove("app:1", false, &never).expect("remove app:1");
+    assert!(!dirs1[0].exists());
+    assert!(dirs1[1].exists() && dirs2[0].exists());
+    let usage = store.disk_usage();
+    assert_eq!(usage.images.len(), 2);
+    assert!(usage.images.iter().all(|i| i.shared_size == base.layers[0].size && i.unpacked_size > 0));
+    assert!(usage.layers_size > 0 && usage.blobs_size > 0);
+    store.prune(true, &never).expect("prune");
+    assert!(files_in(&store.root().join("layers")).is_empty());
+    assert!(files_in(&store.root().join("blobs/sha256")).is_empty());
+}
+
+#[test]
+fn concurrent_ensure_unpacked_unpacks_each_layer_once() {
+    let (dir, store) = store();
+    let base = import(&store, ImportSource::Dir(sample_rootfs(dir.path())), None, &[]).expect("base");
+    let top = dir.path().join("top");
+    fs::create_dir_all(&top).expect("mkdir");
+    fs::write(top.join("file"), vec![7u8; 1 << 20]).expect("write");
+    let img = stack(&store, &base, &top, "app");
+    let store = std::sync::Arc::new(store);
+    let results: Vec<Vec<std::path::PathBuf>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let store = std::sync::Arc::clone(&store);
+                let img = img.clone();
+                s.spawn(move || store.ensure_unpacked(&img).expect("unpack"))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    assert!(results.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(store.layers_unpacked(), 2);
+    let names = files_in(&store.root().join("layers"));
+    assert_eq!(names.len(), 2, "no temp dirs left: {names:?}");
+}
+
+#[test]
+fn a_layer_whose_diff_id_differs_from_the_config_is_refused_and_leaves_nothing() {
+    let (dir, store) = store();
+    let good = import(&store, ImportSource::Dir(sample_rootfs(dir.path())), None, &[]).expect("import");
+    let wrong_diff = Digest::of(b"not this layer");
+    let manifest = write_image(&store, &[(good.layers[0].digest.clone(), wrong_diff.clone())], "2024-03-01T00:00:00Z");
+    let bad = store.add_image(&manifest, Some(&r("liar:1"))).expect("add");
+    match store.ensure_unpacked(&bad) {
+        Err(e @ StoreError::DiffIdMismatch { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("liar:1") && msg.contains(&good.layers[0].digest.to_string()), "{msg}");
+        }
+        other => panic!("expected a diff id mismatch, got {other:?}"),
+    }
+    assert!(files_in(&store.root().join("layers")).is_empty());
+    assert_eq!(store.layers_unpacked(), 0);
+}

@@ -3,6 +3,7 @@
 
 pub mod digest;
 pub mod error;
+pub mod import;
 pub mod reference;
 pub mod rootfs;
 pub mod store;

@@ -30,7 +30,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufWriter, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -45,6 +45,8 @@ use super::digest::Digest;
 pub use super::error::StoreError;
 use super::error::{Result, io_err};
 use super::reference::Reference;
+pub use super::unpack::chain_ids;
+use super::unpack::{Compression, detect_compression, remove_temp_dirs, unpack_layer_atomic};
 
 const STATE_FILE: &str = "images.json";
 const STATE_VERSION: u32 = 1;
@@ -395,19 +397,6 @@ fn oci_digest(d: &oci_spec::image::Digest) -> std::result::Result<Digest, String
     d.to_string().parse::<Digest>().map_err(|e| e.to_string())
 }
 
-/// Chain ids of a layer stack: `chain(0) = diff(0)`, `chain(n) = sha256(chain(n-1) + " " + diff(n))`.
-pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
-    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
-    for d in diff_ids {
-        let next = match out.last() {
-            None => d.clone(),
-            Some(prev) => Digest::of(format!("{prev} {d}").as_bytes()),
-        };
-        out.push(next);
-    }
-    out
-}
-
 /// Whether a media type names an image index (OCI index or Docker manifest list).
 pub fn is_index_media_type(m: &str) -> bool {
     m == MEDIA_OCI_INDEX || m == MEDIA_DOCKER_MANIFEST_LIST
@@ -495,6 +484,7 @@ impl ImageStore {
             }
         }
         let layers = self.layers_dir();
+        remove_temp_dirs(&layers).map_err(io_err("clean", &layers))?;
         for entry in fs::read_dir(&layers).map_err(io_err("read", &layers))? {
             let entry = entry.map_err(io_err("read", &layers))?;
             if entry.file_name().to_string_lossy().starts_with(".trash-") {
@@ -953,6 +943,61 @@ impl ImageStore {
         Arc::clone(lock(&self.chain_locks).entry(chain.clone()).or_default())
     }
 
+    /// Unpacks (once) every layer of the image into `layers/<chain-hex>/diff` and returns those dirs, top-most
+    /// first, as overlayfs wants its lowerdirs. Layers already unpacked (by this image or another with the same
+    /// chain) are reused. Safe to call from many threads: one unpack per chain id at a time, the others wait and
+    /// reuse its result. Each layer's uncompressed stream must hash to the config's diff id; the check happens at
+    /// the end of the stream, before the unpacked dir is moved into place, so a bad layer leaves nothing behind.
+    pub fn ensure_unpacked(&self, image: &Image) -> Result<Vec<PathBuf>> {
+        let mut dirs = Vec::with_capacity(image.layers.len());
+        for (index, layer) in image.layers.iter().enumerate() {
+            let diff = self.layer_dir(&layer.chain_id);
+            if !diff.is_dir() {
+                let lock = self.chain_lock(&layer.chain_id);
+                let _held = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                if !diff.is_dir() {
+                    self.unpack(image, index, layer)?;
+                }
+            }
+            dirs.push(diff);
+        }
+        dirs.reverse();
+        Ok(dirs)
+    }
+
+    fn unpack(&self, image: &Image, index: usize, layer: &LayerInfo) -> Result<()> {
+        let name = image.repo_tags.first().map_or_else(|| image.id.short().to_string(), Reference::familiar);
+        let unpack_err =
+            |reason: String| StoreError::Unpack { image: name.clone(), layer: layer.digest.clone(), reason };
+        let path = self.blob_path(&layer.digest);
+        let mut blob = io::BufReader::with_capacity(256 << 10, self.open_blob(&layer.digest)?);
+        let head = blob.fill_buf().map_err(io_err("read", &path))?;
+        let plain: Box<dyn Read> = match detect_compression(head) {
+            Compression::None => Box::new(blob),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(blob)),
+            Compression::Zstd => {
+                Box::new(zstd::stream::read::Decoder::with_buffer(blob).map_err(io_err("read", &path))?)
+            }
+        };
+        let mut verifying =
+            VerifyDiffId { inner: plain, hasher: Sha256::new(), expected: &layer.diff_id, actual: None };
+        let started = std::time::Instant::now();
+        let result = unpack_layer_atomic(&mut verifying, &self.layers_dir(), &layer.chain_id);
+        if let Some(actual) = verifying.actual.filter(|a| *a != layer.diff_id) {
+            return Err(StoreError::DiffIdMismatch {
+                image: name,
+                index,
+                layer: layer.digest.clone(),
+                expected: layer.diff_id.to_string(),
+                actual,
+            });
+        }
+        result.map_err(|e| unpack_err(e.to_string()))?;
+        self.layers_unpacked.fetch_add(1, Ordering::SeqCst);
+        tracing::info!(chain_id = %layer.chain_id, layer = %layer.digest, elapsed = ?started.elapsed(), "layer unpacked");
+        Ok(())
+    }
+
     /// How many layers this store has unpacked since it was opened.
     pub fn layers_unpacked(&self) -> u64 {
         self.layers_unpacked.load(Ordering::SeqCst)
@@ -1005,6 +1050,32 @@ impl ImageStore {
             blobs_size: tree_size(&self.blobs_dir(), &mut HashSet::new()),
             layers_size: tree_size(&self.layers_dir(), &mut HashSet::new()),
         }
+    }
+}
+
+/// Hashes the uncompressed layer as the unpacker reads it, and fails the read at the end of the stream when the
+/// hash is not the expected diff id, so that `unpack_layer_atomic` discards its temp dir instead of committing it.
+struct VerifyDiffId<'a, R> {
+    inner: R,
+    hasher: Sha256,
+    expected: &'a Digest,
+    actual: Option<Digest>,
+}
+
+impl<R: Read> Read for VerifyDiffId<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            let actual = self.actual.get_or_insert_with(|| Digest::from_hasher(std::mem::take(&mut self.hasher)));
+            if actual != self.expected {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("the layer's diff id is {actual}, expected {}", self.expected),
+                ));
+            }
+        }
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
 }
 
@@ -1219,18 +1290,6 @@ fn make_writable(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn d(s: &str) -> Digest {
-        Digest::of(s.as_bytes())
-    }
-
-    #[test]
-    fn chain_ids_follow_the_oci_formula() {
-        let (a, b) = (d("a"), d("b"));
-        let chains = chain_ids(&[a.clone(), b.clone()]);
-        assert_eq!(chains[0], a);
-        assert_eq!(chains[1], Digest::of(format!("{a} {b}").as_bytes()));
-    }
 
     #[test]
     fn single_reference_rules() {
