@@ -635,3 +635,304 @@ fn a_layer_whose_diff_id_differs_from_the_config_is_refused_and_leaves_nothing()
     assert!(files_in(&store.root().join("layers")).is_empty());
     assert_eq!(store.layers_unpacked(), 0);
 }
+
+// ---- save and load ----
+
+use berth_engine::image::archive::{Loaded, load, save};
+
+enum Item<'a> {
+    File(&'a str, Vec<u8>),
+    Symlink(&'a str, &'a str),
+}
+
+/// A tar of the items, names written raw (so that hostile names can be tested).
+fn raw_tar(items: &[Item<'_>]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for item in items {
+        let (name, kind, data, link) = match item {
+            Item::File(n, d) => (*n, tar::EntryType::Regular, d.as_slice(), None),
+            Item::Symlink(n, t) => (*n, tar::EntryType::Symlink, &[][..], Some(*t)),
+        };
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        if let Some(t) = link {
+            h.as_old_mut().linkname[..t.len()].copy_from_slice(t.as_bytes());
+        }
+        h.set_entry_type(kind);
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, data).expect("append");
+    }
+    b.into_inner().expect("finish")
+}
+
+/// Names and contents of a tar's regular files.
+fn tar_files(bytes: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut a = tar::Archive::new(bytes);
+    for e in a.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        if e.header().entry_type().is_file() {
+            let name = e.path().expect("path").display().to_string();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).expect("read");
+            out.insert(name, data);
+        }
+    }
+    out
+}
+
+fn assert_nothing_left(store: &ImageStore) {
+    assert!(files_in(&store.root().join("blobs/sha256")).is_empty(), "blobs left behind");
+    assert!(files_in(&store.root().join("blobs/tmp")).is_empty(), "temp files left behind");
+    assert!(store.list().is_empty());
+}
+
+fn config_json(diff_ids: &[&Digest]) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+        "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()},
+    }))
+    .expect("json")
+}
+
+fn layer_tar(name: &str, content: &[u8]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(content.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, name, content).expect("append");
+    b.into_inner().expect("finish")
+}
+
+#[test]
+fn save_then_load_round_trips_into_a_fresh_store() {
+    let (dir, a) = store();
+    let base = import(&a, ImportSource::Dir(sample_rootfs(dir.path())), Some(&r("base:1")), &[]).expect("base");
+    a.tag("base:1", &r("base:2")).expect("tag");
+    let top = dir.path().join("top");
+    fs::create_dir_all(&top).expect("mkdir");
+    fs::write(top.join("app"), b"app").expect("write");
+    let app = stack(&a, &base, &top, "localhost:5000/app:1");
+
+    let mut archive = Vec::new();
+    save(&a, &["base", "localhost:5000/app:1"], &mut archive).expect("save");
+    let files = tar_files(&archive);
+    for f in ["manifest.json", "index.json", "oci-layout"] {
+        assert!(files.contains_key(f), "{f} missing: {:?}", files.keys());
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).expect("manifest.json");
+    assert_eq!(manifest[0]["RepoTags"], json!(["base:1", "base:2"]));
+    assert_eq!(manifest[1]["RepoTags"], json!(["localhost:5000/app:1"]));
+    assert_eq!(manifest[1]["Config"], json!(format!("blobs/sha256/{}", app.id.hex())));
+    for l in manifest[1]["Layers"].as_array().expect("layers") {
+        assert!(files.contains_key(l.as_str().expect("path")), "{l} is not in the archive");
+    }
+    let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).expect("index.json");
+    assert_eq!(index["manifests"].as_array().map(Vec::len), Some(3));
+    assert_eq!(index["manifests"][2]["annotations"]["io.containerd.image.name"], json!("localhost:5000/app:1"));
+    // The shared base layer is written once.
+    // base: config, layer, manifest; app: config, top layer, manifest.
+    assert_eq!(files.keys().filter(|k| k.starts_with("blobs/sha256/")).count(), 6);
+
+    let (_dir2, b) = store();
+    let loaded = load(&b, archive.as_slice()).expect("load");
+    let lines: Vec<String> = loaded.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        vec!["Loaded image: base:1", "Loaded image: base:2", "Loaded image: localhost:5000/app:1"],
+        "{loaded:?}"
+    );
+    let got = b.resolve("localhost:5000/app:1").expect("app");
+    assert_eq!((got.id.clone(), got.manifest_digest.clone()), (app.id.clone(), app.manifest_digest.clone()));
+    assert_eq!(b.resolve("base:2").expect("base").id, base.id);
+    let dirs = b.ensure_unpacked(&got).expect("unpack");
+    assert_eq!(fs::read(dirs[0].join("app")).expect("app file"), b"app");
+    assert!(files_in(&b.root().join("blobs/tmp")).is_empty());
+
+    // The docker-save half alone (what an older `docker load` reads) gives the same images.
+    let docker_only: Vec<Item<'_>> = files
+        .iter()
+        .filter(|(k, _)| *k != "index.json" && *k != "oci-layout")
+        .map(|(k, v)| Item::File(k.as_str(), v.clone()))
+        .collect();
+    let (_dir3, c) = store();
+    load(&c, raw_tar(&docker_only).as_slice()).expect("load docker-save half");
+    assert_eq!(c.resolve("localhost:5000/app:1").expect("app").id, app.id);
+    assert_eq!(c.resolve("base:1").expect("base").id, base.id);
+
+    // Saving by id writes no tags.
+    let mut by_id = Vec::new();
+    save(&a, &[app.id.short()], &mut by_id).expect("save by id");
+    let (_dir4, d) = store();
+    assert_eq!(load(&d, by_id.as_slice()).expect("load"), vec![Loaded::Id(app.id.clone())]);
+}
+
+#[test]
+fn load_a_legacy_docker_save_tarball_with_linked_layers() {
+    let layer = layer_tar("hello.txt", b"hello from a docker-save tarball");
+    let diff = Digest::of(&layer);
+    let config1 = config_json(&[&diff]);
+    let config2 = config_json(&[&diff, &diff]);
+    let (c1, c2) = (Digest::of(&config1), Digest::of(&config2));
+    let manifest = json!([
+        {"Config": format!("{}.json", c1.hex()), "RepoTags": ["hello:1"], "Layers": ["aaaa/layer.tar"]},
+        {"Config": format!("{}.json", c2.hex()), "RepoTags": ["registry.example.com/team/hello:2"],
+         "Layers": ["aaaa/layer.tar", "bbbb/layer.tar"]},
+    ]);
+    let c1_name = format!("{}.json", c1.hex());
+    let c2_name = format!("{}.json", c2.hex());
+    let archive = raw_tar(&[
+        Item::File("aaaa/VERSION", b"1.0".to_vec()),
+        Item::File("aaaa/json", b"{}".to_vec()),
+        Item::File("aaaa/layer.tar", layer.clone()),
+        Item::Symlink("bbbb/layer.tar", "../aaaa/layer.tar"),
+        Item::File(&c1_name, config1),
+        Item::File(&c2_name, config2),
+        Item::File("manifest.json", serde_json::to_vec(&manifest).expect("json")),
+        Item::File("repositories", br#"{"hello":{"1":"aaaa"}}"#.to_vec()),
+    ]);
+    let (_dir, store) = store();
+    let loaded = load(&store, archive.as_slice()).expect("load");
+    assert_eq!(loaded, vec![Loaded::Tag(r("hello:1")), Loaded::Tag(r("registry.example.com/team/hello:2"))]);
+    let one = store.resolve("hello:1").expect("hello:1");
+    assert_eq!(one.id, c1);
+    assert_eq!(one.layers[0].media_type, "application/vnd.oci.image.layer.v1.tar");
+    let dirs = store.ensure_unpacked(&one).expect("unpack");
+    assert_eq!(fs::read(dirs[0].join("hello.txt")).expect("read"), b"hello from a docker-save tarball");
+    assert_eq!(store.resolve("registry.example.com/team/hello:2").expect("2").id, c2);
+    // The legacy json/VERSION files were not kept: only the layer, two configs and two manifests.
+    assert_eq!(files_in(&store.root().join("blobs/sha256")).len(), 5);
+}
+
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// An OCI layout: index.json -> a nested multi-platform index (named) -> this host's manifest, plus an entry for
+/// another platform whose blobs are not in the archive.
+fn oci_layout(corrupt_layer: bool) -> (Vec<u8>, Digest) {
+    let layer = layer_tar("etc/os-release", b"ID=berth\n");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&layer).expect("gzip");
+    let gz = gz.finish().expect("gzip");
+    let config = config_json(&[&Digest::of(&layer)]);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": Digest::of(&config).to_string(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": Digest::of(&gz).to_string(), "size": gz.len()}],
+    }))
+    .expect("json");
+    let other_arch = if host_arch() == "arm64" { "amd64" } else { "arm64" };
+    let nested = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": Digest::of(b"elsewhere").to_string(),
+             "size": 9, "platform": {"architecture": other_arch, "os": "linux"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": Digest::of(&manifest).to_string(),
+             "size": manifest.len(), "platform": {"architecture": host_arch(), "os": "linux"}},
+        ],
+    }))
+    .expect("json");
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": Digest::of(&nested).to_string(),
+                       "size": nested.len(), "annotations": {"io.containerd.image.name": "localhost:5000/multi:1",
+                                                             "org.opencontainers.image.ref.name": "1"}}],
+    }))
+    .expect("json");
+    let mut layer_bytes = gz.clone();
+    if corrupt_layer {
+        let last = layer_bytes.len() - 20;
+        layer_bytes[last] ^= 0xff;
+    }
+    let names: Vec<String> =
+        [&config, &gz, &manifest, &nested].iter().map(|b| format!("blobs/sha256/{}", Digest::of(b).hex())).collect();
+    let tar = raw_tar(&[
+        Item::File("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+        Item::File(&names[0], config.clone()),
+        Item::File(&names[1], layer_bytes),
+        Item::File(&names[2], manifest),
+        Item::File(&names[3], nested),
+        Item::File("index.json", index),
+    ]);
+    (tar, Digest::of(&config))
+}
+
+#[test]
+fn load_an_oci_layout_with_a_nested_multi_platform_index_gzip_compressed() {
+    let (tar, id) = oci_layout(false);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).expect("gzip");
+    let (_dir, store) = store();
+    let loaded = load(&store, gz.finish().expect("gzip").as_slice()).expect("load");
+    assert_eq!(loaded, vec![Loaded::Tag(r("localhost:5000/multi:1"))]);
+    let img = store.resolve("localhost:5000/multi:1").expect("resolve");
+    assert_eq!(img.id, id);
+    let dirs = store.ensure_unpacked(&img).expect("unpack");
+    assert_eq!(fs::read(dirs[0].join("etc/os-release")).expect("read"), b"ID=berth\n");
+    // The nested index is not kept: manifest, config, layer.
+    assert_eq!(files_in(&store.root().join("blobs/sha256")).len(), 3);
+}
+
+#[test]
+fn load_refuses_a_blob_whose_content_is_not_its_name_and_leaves_nothing() {
+    let (tar, _) = oci_layout(true);
+    let (_dir, store) = store();
+    match load(&store, tar.as_slice()) {
+        Err(StoreError::Archive(msg)) => assert!(msg.contains("hashes to"), "{msg}"),
+        other => panic!("expected a digest error, got {other:?}"),
+    }
+    assert_nothing_left(&store);
+}
+
+#[test]
+fn load_refuses_a_layer_that_is_not_what_its_config_says_and_leaves_nothing() {
+    let layer = layer_tar("a", b"a");
+    let config = config_json(&[&Digest::of(b"another layer")]);
+    let c = Digest::of(&config);
+    let manifest = json!([{"Config": "config.json", "RepoTags": ["liar:1"], "Layers": ["l/layer.tar"]}]);
+    let archive = raw_tar(&[
+        Item::File("l/layer.tar", layer),
+        Item::File("config.json", config),
+        Item::File("manifest.json", serde_json::to_vec(&manifest).expect("json")),
+    ]);
+    let (_dir, store) = store();
+    match load(&store, archive.as_slice()) {
+        Err(e @ StoreError::DiffIdMismatch { .. }) => assert!(e.to_string().contains("liar:1"), "{e}"),
+        other => panic!("expected a diff id mismatch for {c}, got {other:?}"),
+    }
+    assert_nothing_left(&store);
+}
+
+#[test]
+fn load_refuses_paths_and_links_that_escape() {
+    let manifest = serde_json::to_vec(&json!([])).expect("json");
+    for items in [
+        vec![Item::File("../evil", b"x".to_vec()), Item::File("manifest.json", manifest.clone())],
+        vec![Item::File("/etc/evil", b"x".to_vec()), Item::File("manifest.json", manifest.clone())],
+        vec![Item::Symlink("a/layer.tar", "../../etc/passwd"), Item::File("manifest.json", manifest.clone())],
+        vec![Item::Symlink("a/layer.tar", "/etc/passwd"), Item::File("manifest.json", manifest.clone())],
+    ] {
+        let (_dir, store) = store();
+        match load(&store, raw_tar(&items).as_slice()) {
+            Err(StoreError::Archive(msg)) => {
+                assert!(msg.contains("outside") || msg.contains("absolute") || msg.contains("climbs"), "{msg}")
+            }
+            other => panic!("expected an escape error, got {other:?}"),
+        }
+        assert_nothing_left(&store);
+    }
+    // Not an archive at all, and an archive with no image.
+    let (_dir, store) = store();
+    assert!(load(&store, &b"not a tar"[..]).is_err());
+    assert!(load(&store, raw_tar(&[Item::File("readme", b"hi".to_vec())]).as_slice()).is_err());
+    assert_nothing_left(&store);
+}

@@ -103,7 +103,8 @@ pub(crate) fn to_json_bytes(v: &impl serde::Serialize) -> Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| StoreError::Import(format!("cannot serialize JSON: {e}")))
 }
 
-fn host_architecture() -> &'static str {
+/// The host platform's architecture, as Go (and image configs) name it.
+pub(crate) fn host_architecture() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

@@ -1,6 +1,7 @@
 //! Images: references, digests, the content-addressed store, layers unpacked once, registry pull and push,
 //! docker-save / OCI-layout archives and rootfs import.
 
+pub mod archive;
 pub mod digest;
 pub mod error;
 pub mod import;
