@@ -413,8 +413,13 @@ fn sample_rootfs(parent: &Path) -> std::path::PathBuf {
     std::os::unix::fs::symlink("/etc/passwd", root.join("etc/passwd-link")).expect("symlink");
     std::os::unix::fs::symlink(&outside, root.join("escape")).expect("symlink");
     nix::unistd::mkfifo(&root.join("etc/fifo"), nix::sys::stat::Mode::from_bits_truncate(0o640)).expect("mkfifo");
+    fs::write(root.join("bin/ping"), b"ping").expect("write");
+    // cap_net_raw+ep, as `setcap cap_net_raw+ep bin/ping` writes it (vfs_cap_data revision 2).
+    xattr::set(root.join("bin/ping"), "security.capability", &PING_CAPS).expect("set capability xattr");
     root
 }
+
+const PING_CAPS: [u8; 20] = [1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
 /// The plain tar of a directory, as `tar -C dir -cf - .` would make it (via the tar crate).
 fn tar_of(dir: &Path) -> Vec<u8> {
@@ -474,6 +479,8 @@ fn import_directory_keeps_modes_owners_links_and_does_not_follow_symlinks() {
         &fs::symlink_metadata(diff.join("etc/fifo")).expect("fifo").file_type()
     ));
     assert!(diff.join("etc/empty.d").is_dir());
+    let caps = xattr::get(diff.join("bin/ping"), "security.capability").expect("read xattr");
+    assert_eq!(caps.as_deref(), Some(&PING_CAPS[..]), "file capabilities survive import and unpack");
 }
 
 #[test]

@@ -11,7 +11,7 @@
 //! # Directories
 //! Archived as they are on disk, in name order: modes, owners, times, symlinks (never followed: a link to `/etc`
 //! is stored as a link), hard links (as tar hard links to the first path seen), devices and fifos. Sockets are
-//! skipped, as Docker does. Extended attributes are not carried (file capabilities are lost).
+//! skipped, as Docker does. Of the extended attributes only `security.capability` is kept, as Docker does.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
@@ -30,6 +30,8 @@ use super::store::{
     Image, ImageStore, MEDIA_OCI_CONFIG, MEDIA_OCI_LAYER_GZIP, MEDIA_OCI_LAYER_ZSTD, MEDIA_OCI_MANIFEST,
 };
 use super::unpack::{Compression, detect_compression};
+
+const CAPABILITY_XATTR: &str = "security.capability";
 
 /// What to import.
 pub enum ImportSource {
@@ -315,6 +317,11 @@ impl DirArchiver<'_> {
                 .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
                 .open(path)
                 .map_err(io_err("open", path))?;
+            // File capabilities (ping's cap_net_raw) travel as a PAX xattr record, the one xattr Docker archives.
+            if let Ok(Some(caps)) = xattr::get(path, CAPABILITY_XATTR) {
+                let key = format!("SCHILY.xattr.{CAPABILITY_XATTR}");
+                builder.append_pax_extensions([(key.as_str(), caps.as_slice())]).map_err(err)?;
+            }
             h.set_entry_type(tar::EntryType::Regular);
             h.set_size(meta.len());
             let exact = ExactReader { inner: file, left: meta.len(), path };
