@@ -800,9 +800,14 @@ impl ImageStore {
     ///   removed but the image itself is kept (dangling) while a container needs its layers.
     ///
     /// Returns the Untagged/Deleted lines; deleted images release their blobs and unpacked layers that no other
-    /// image uses (their chain ids are listed as Deleted).
+    /// image uses (their chain ids are listed as Deleted). `in_use` is called without any store lock held.
     pub fn remove(&self, name_or_id: &str, force: bool, in_use: &dyn Fn(&Digest) -> bool) -> Result<Vec<RemoveEvent>> {
-        let (mut events, deleted) = self.update(|t| remove_in_table(t, name_or_id, force, in_use))?;
+        // `in_use` is asked before the table is locked (it may lock the daemon's containers); should the name
+        // meet another image by the time the lock is taken, that image counts as used.
+        let id = find(&self.read_table(), name_or_id)?.id().clone();
+        let used = in_use(&id);
+        let known = |d: &Digest| if *d == id { used } else { true };
+        let (mut events, deleted) = self.update(|t| remove_in_table(t, name_or_id, force, &known))?;
         if let Some((id, entry)) = deleted {
             tracing::info!(%id, "image deleted");
             let t = self.read_table();
@@ -824,12 +829,15 @@ impl ImageStore {
     /// Removes dangling images (no tags and no digests; every image no container uses when `all`), then the blobs
     /// and unpacked layers that no image references.
     pub fn prune(&self, all: bool, in_use: &dyn Fn(&Digest) -> bool) -> Result<PruneReport> {
+        // `in_use` is asked before the table is locked; images added meanwhile are left alone.
+        let ids: Vec<Digest> = self.read_table().images.keys().cloned().collect();
+        let unused: HashSet<Digest> = ids.into_iter().filter(|id| !in_use(id)).collect();
         let removed = self.update(|t| {
             let victims: Vec<Digest> = t
                 .images
                 .iter()
                 .filter(|(id, e)| {
-                    !in_use(id) && (all || (e.repo_digests.is_empty() && !t.tags.values().any(|d| d == *id)))
+                    unused.contains(*id) && (all || (e.repo_digests.is_empty() && !t.tags.values().any(|d| d == *id)))
                 })
                 .map(|(id, _)| id.clone())
                 .collect();
