@@ -45,6 +45,27 @@ pub enum ImageCommand {
         #[arg(short, long)]
         force: bool,
     },
+    /// Save images to a tar archive (docker-save and OCI layout in one), to a file or standard output.
+    Save {
+        names: Vec<String>,
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Load images from a tar archive (docker-save or OCI layout), from a file or standard input.
+    Load {
+        #[arg(short, long)]
+        input: Option<std::path::PathBuf>,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Make a one-layer image from a rootfs tarball (`-` for standard input) or a directory.
+    Import {
+        source: String,
+        reference: Option<String>,
+        /// Dockerfile instructions: CMD, ENTRYPOINT, ENV, WORKDIR, EXPOSE, USER, LABEL, VOLUME, STOPSIGNAL.
+        #[arg(short, long)]
+        change: Vec<String>,
+    },
     /// Remove unused images.
     Prune {
         /// All images without a container, not just untagged ones.
@@ -80,6 +101,11 @@ pub fn run(global: &GlobalArgs, cmd: &ImageCommand) -> Result<ExitCode, String> 
             ImageCommand::Tag { source, target } => tag(&client, source, target).await,
             ImageCommand::Rm { names, force } => rm(&client, names, *force).await,
             ImageCommand::Prune { all, force: _ } => prune(&client, *all).await,
+            ImageCommand::Save { names, output } => save(&client, names, output.as_deref()).await,
+            ImageCommand::Load { input, quiet } => load(&client, input.as_deref(), *quiet).await,
+            ImageCommand::Import { source, reference, change } => {
+                import(&client, source, reference.as_deref(), change).await
+            }
         }
     })
 }
@@ -274,6 +300,103 @@ async fn prune(client: &Client, all: bool) -> Result<ExitCode, String> {
     }
     println!("Total reclaimed space: {}", size(report["SpaceReclaimed"].as_u64().unwrap_or(0)));
     Ok(ExitCode::SUCCESS)
+}
+
+async fn save(client: &Client, names: &[String], output: Option<&std::path::Path>) -> Result<ExitCode, String> {
+    use std::io::IsTerminal;
+    if names.is_empty() {
+        return Err("error: name at least one image to save".into());
+    }
+    let query: Vec<String> = names.iter().map(|n| format!("names={}", enc(n))).collect();
+    let path = format!("/images/get?{}", query.join("&"));
+    match output {
+        Some(file) => {
+            // Written beside the target and renamed, so a failed save never leaves a truncated archive.
+            let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("error: {}: {e}", dir.display()))?;
+            client.download(&path, tmp.as_file_mut()).await.map_err(api_err)?;
+            tmp.persist(file).map_err(|e| format!("error: cannot write {}: {e}", file.display()))?;
+        }
+        None => {
+            if std::io::stdout().is_terminal() {
+                return Err("error: refusing to write an archive to a terminal; use -o FILE or a redirect".into());
+            }
+            let mut out = std::io::stdout().lock();
+            client.download(&path, &mut out).await.map_err(api_err)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A file to upload: the named one, or standard input spooled to a temp file (the upload needs a length-free
+/// stream, and stdin may be a pipe).
+async fn upload_source(input: Option<&std::path::Path>) -> Result<tokio::fs::File, String> {
+    match input {
+        Some(p) => tokio::fs::File::open(p).await.map_err(|e| format!("error: cannot open {}: {e}", p.display())),
+        None => {
+            let mut tmp = tempfile::tempfile().map_err(|e| format!("error: {e}"))?;
+            std::io::copy(&mut std::io::stdin().lock(), &mut tmp).map_err(|e| format!("error: reading stdin: {e}"))?;
+            std::io::Seek::rewind(&mut tmp).map_err(|e| format!("error: {e}"))?;
+            Ok(tokio::fs::File::from_std(tmp))
+        }
+    }
+}
+
+async fn load(client: &Client, input: Option<&std::path::Path>, quiet: bool) -> Result<ExitCode, String> {
+    let file = upload_source(input).await?;
+    let resp = client.upload("/images/load", file, "application/x-tar").await.map_err(api_err)?;
+    let body = http_body_util::BodyExt::collect(resp.into_body()).await.map_err(|e| format!("error: {e}"))?.to_bytes();
+    for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let v: Value = serde_json::from_slice(line).unwrap_or(Value::Null);
+        if let Some(s) = v.get("stream").and_then(Value::as_str)
+            && !quiet
+        {
+            print!("{s}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn import(
+    client: &Client,
+    source: &str,
+    reference: Option<&str>,
+    changes: &[String],
+) -> Result<ExitCode, String> {
+    let src = std::path::Path::new(source);
+    let file = if source == "-" {
+        upload_source(None).await?
+    } else if src.is_dir() {
+        tokio::fs::File::from_std(tar_directory(src)?)
+    } else {
+        upload_source(Some(src)).await?
+    };
+    let mut path = "/images/create?fromSrc=-".to_string();
+    if let Some(r) = reference {
+        let r: berth_engine::image::Reference = r.parse().map_err(|e| format!("error: {e}"))?;
+        path.push_str(&format!("&repo={}&tag={}", enc(&r.familiar_name()), enc(r.tag.as_deref().unwrap_or("latest"))));
+    }
+    for c in changes {
+        path.push_str(&format!("&changes={}", enc(c)));
+    }
+    let resp = client.upload(&path, file, "application/x-tar").await.map_err(api_err)?;
+    let body = http_body_util::BodyExt::collect(resp.into_body()).await.map_err(|e| format!("error: {e}"))?.to_bytes();
+    let v: Value =
+        serde_json::from_slice(body.split(|b| *b == b'\n').next().unwrap_or_default()).unwrap_or(Value::Null);
+    println!("{}", v["status"].as_str().unwrap_or(""));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A directory as a tar in a temp file: owners, modes, symlinks (not followed) and hard links kept.
+fn tar_directory(dir: &std::path::Path) -> Result<std::fs::File, String> {
+    let tmp = tempfile::tempfile().map_err(|e| format!("error: {e}"))?;
+    let mut builder = tar::Builder::new(tmp);
+    builder.follow_symlinks(false);
+    builder.mode(tar::HeaderMode::Complete);
+    builder.append_dir_all(".", dir).map_err(|e| format!("error: cannot archive {}: {e}", dir.display()))?;
+    let mut file = builder.into_inner().map_err(|e| format!("error: {e}"))?;
+    std::io::Seek::rewind(&mut file).map_err(|e| format!("error: {e}"))?;
+    Ok(file)
 }
 
 /// `berth system df`.

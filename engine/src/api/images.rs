@@ -9,7 +9,7 @@ use std::convert::Infallible;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -136,6 +136,9 @@ pub async fn get(State(state): State<AppState>, Path(rest): Path<String>) -> Api
         let image = state.images.resolve(name)?;
         return Ok(Json(history(&image)).into_response());
     }
+    if let Some(name) = rest.strip_suffix("/get") {
+        return super::archives::save_response(&state, vec![name.to_string()]);
+    }
     Err(ApiError::not_found(format!("page not found: /images/{rest}")))
 }
 
@@ -195,6 +198,7 @@ pub async fn post(
                 .await;
             match result {
                 Ok(digest) => {
+                    record_repo_digest(&puller, &target, &digest);
                     let _ = tx.send(
                         json!({"status": format!("{}: digest: {digest}", target.tag.as_deref().unwrap_or("latest"))}),
                     );
@@ -236,11 +240,24 @@ pub async fn prune(State(state): State<AppState>, Query(params): Params) -> ApiR
 }
 
 /// `POST /images/create?fromImage=busybox&tag=latest`: a pull, reported as Docker's JSON progress stream.
-pub async fn create(State(state): State<AppState>, Query(params): Params, headers: HeaderMap) -> ApiResult<Response> {
+/// With `fromSrc=-` it is an import of the request body instead.
+pub async fn create(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let params: HashMap<String, String> = ["fromImage", "fromSrc", "tag"]
+        .into_iter()
+        .filter_map(|k| {
+            super::archives::query_values(query.as_deref(), k).into_iter().next().map(|v| (k.to_string(), v))
+        })
+        .collect();
+    if params.contains_key("fromSrc") {
+        return super::archives::import_body(state, query, body).await;
+    }
     let Some(from) = params.get("fromImage").filter(|f| !f.is_empty()) else {
-        return Err(ApiError::bad_request(
-            "only pulls (fromImage) are supported by /images/create here; use /images/load",
-        ));
+        return Err(ApiError::bad_request("missing parameter: fromImage (or fromSrc)"));
     };
     let mut reference = parse_reference(from)?;
     if let Some(t) = params.get("tag").filter(|t| !t.is_empty()) {
@@ -256,15 +273,25 @@ pub async fn create(State(state): State<AppState>, Query(params): Params, header
         let what = reference.familiar();
         let _ = tx.send(json!({"status": format!("Pulling from {}", reference.repository.trim_start_matches("library/")), "id": reference.tag.clone().unwrap_or_else(|| "latest".into())}));
         let tx2 = tx.clone();
-        match puller
-            .pull(&reference, &opts, move |ev: ProgressEvent| {
+        let mut up_to_date = true;
+        let result = puller
+            .pull(&reference, &opts, |ev: ProgressEvent| {
+                if let ProgressEvent::Done { up_to_date: u, .. } = &ev {
+                    up_to_date = *u;
+                }
                 let _ = tx2.send(progress_line(&ev, false));
             })
-            .await
-        {
+            .await;
+        match result {
             Ok(image) => {
+                record_repo_digest(&puller, &reference, &image.manifest_digest);
                 let _ = tx.send(json!({"status": format!("Digest: {}", image.manifest_digest)}));
-                let _ = tx.send(json!({"status": format!("Status: Image is up to date for {what}")}));
+                let status = if up_to_date {
+                    format!("Status: Image is up to date for {what}")
+                } else {
+                    format!("Status: Downloaded newer image for {what}")
+                };
+                let _ = tx.send(json!({"status": status}));
             }
             Err(e) => {
                 let _ = tx.send(error_line(&e.to_string()));
@@ -301,6 +328,14 @@ pub async fn system_df(State(state): State<AppState>) -> Json<Value> {
         "Volumes": [],
         "BuildCache": [],
     }))
+}
+
+/// Remember `name@digest` for an image that came from (or went to) a registry, as Docker's RepoDigests do.
+fn record_repo_digest(puller: &crate::registry::Puller, reference: &Reference, digest: &crate::image::Digest) {
+    let pinned = Reference { tag: None, digest: Some(digest.clone()), ..reference.clone() };
+    if let Err(e) = puller.store().add_image(digest, Some(&pinned)) {
+        tracing::warn!(reference = %pinned, error = %e, "cannot record the repo digest");
+    }
 }
 
 /// Registry options of a request: berthd's defaults plus the client's `X-Registry-Auth` credentials.

@@ -3,6 +3,7 @@
 //! Paths may carry a version prefix (`/v1.47/images/json`), as Docker clients send them; the prefix is removed
 //! before routing, so every handler is written once.
 
+pub mod archives;
 pub mod error;
 pub mod images;
 pub mod system;
@@ -57,6 +58,8 @@ pub fn router(state: AppState) -> Router {
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/prune", post(images::prune))
+        .route("/images/load", post(archives::load))
+        .route("/images/get", get(archives::save_many))
         .route("/images/{*rest}", get(images::get).post(images::post).delete(images::delete))
         .with_state(state)
 }

@@ -142,14 +142,76 @@ impl Client {
         if resp.status().is_success() || resp.status() == StatusCode::NOT_MODIFIED {
             return Ok(resp);
         }
-        let status = resp.status().as_u16();
-        let raw = collect(resp).await.unwrap_or_default();
-        let message = serde_json::from_slice::<serde_json::Value>(&raw)
-            .ok()
-            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| String::from_utf8_lossy(&raw).into_owned());
-        Err(ClientError::Api { status, message })
+        Err(api_error(resp).await)
     }
+}
+
+impl Client {
+    /// Send the contents of `file` as the request body, streamed in chunks (image tarballs can be large).
+    pub async fn upload(
+        &self,
+        path: &str,
+        file: tokio::fs::File,
+        content_type: &str,
+    ) -> Result<Response<Incoming>, ClientError> {
+        use http_body_util::StreamBody;
+        use hyper::body::Frame;
+        use tokio::io::AsyncReadExt;
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(|source| ClientError::Connect { socket: self.socket.clone(), source })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let chunks = futures_util::stream::unfold(file, |mut file| async move {
+            let mut buf = vec![0u8; 256 * 1024];
+            match file.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok::<_, std::io::Error>(Frame::data(Bytes::from(buf))), file))
+                }
+                Err(e) => Some((Err(e), file)),
+            }
+        });
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("Host", "berth")
+            .header("Content-Type", content_type)
+            .body(StreamBody::new(chunks))
+            .map_err(|e| ClientError::Request(format!("{path}: {e}")))?;
+        let resp = sender.send_request(req).await?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        Err(api_error(resp).await)
+    }
+
+    /// Stream a response body into `out` (image tarballs).
+    pub async fn download(&self, path: &str, out: &mut (impl std::io::Write + ?Sized)) -> Result<u64, ClientError> {
+        let mut resp = self.send(Method::GET, path, None).await?;
+        let mut total = 0u64;
+        while let Some(frame) = resp.body_mut().frame().await {
+            if let Ok(data) = frame?.into_data() {
+                out.write_all(&data).map_err(|e| ClientError::Request(format!("writing {path}: {e}")))?;
+                total += data.len() as u64;
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// A non-2xx answer as `ClientError::Api`, with Docker's `{"message": …}` when the body has one.
+async fn api_error(resp: Response<Incoming>) -> ClientError {
+    let status = resp.status().as_u16();
+    let raw = collect(resp).await.unwrap_or_default();
+    let message = serde_json::from_slice::<serde_json::Value>(&raw)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&raw).into_owned());
+    ClientError::Api { status, message }
 }
 
 async fn collect(resp: Response<Incoming>) -> Result<Bytes, ClientError> {
