@@ -34,12 +34,16 @@ pub async fn run(paths: Paths) -> Result<(), DaemonError> {
     let images = ImageStore::open(&paths.root).map_err(|e| DaemonError::Store(e.to_string()))?;
     let state = AppState::new(paths.clone(), images);
     let app = tower::util::MapRequestLayer::new(api::strip_version_prefix).layer(api::router(state));
+    // Tests and scripts stop this daemon by its pid file.
+    let pid_file = paths.run_dir.join("berthd.pid");
+    let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
     tracing::info!(socket = %socket.display(), root = %paths.root.display(), "berthd ready");
     axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(DaemonError::Serve)?;
     let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(&pid_file);
     tracing::info!("berthd stopped; containers keep running");
     Ok(())
 }

@@ -23,23 +23,25 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The flags every compose command takes, as `docker compose` names them.
+/// The flags every compose command takes, as `docker compose` names them. Like `docker compose -f x.yaml up`,
+/// the compose flags come before the command (so `berth image rm -f` can mean force); `--root` and `--run-dir`
+/// go anywhere.
 #[derive(Debug, Args, Clone, Default)]
 pub struct GlobalArgs {
     /// Compose configuration files (repeatable); default: compose.yaml found in this or a parent directory.
-    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Project name.
-    #[arg(short = 'p', long = "project-name", global = true, value_name = "NAME")]
+    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
     pub project_name: Option<String>,
     /// Activate a profile (repeatable).
-    #[arg(long = "profile", global = true, value_name = "PROFILE")]
+    #[arg(long = "profile", value_name = "PROFILE")]
     pub profiles: Vec<String>,
     /// An alternate environment file (repeatable).
-    #[arg(long = "env-file", global = true, value_name = "FILE")]
+    #[arg(long = "env-file", value_name = "FILE")]
     pub env_files: Vec<PathBuf>,
     /// An alternate working directory (default: the directory of the first compose file).
-    #[arg(long = "project-directory", global = true, value_name = "DIR")]
+    #[arg(long = "project-directory", value_name = "DIR")]
     pub project_directory: Option<PathBuf>,
     /// berth's state directory (default /var/lib/berth, or BERTH_ROOT).
     #[arg(long, global = true, value_name = "DIR")]
