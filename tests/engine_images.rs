@@ -3,7 +3,6 @@
 //! berthd. Each test owns its root, run directory and registry, and stops its daemon even when it fails.
 
 #[path = "../engine/tests/common/registry_server.rs"]
-#[allow(dead_code)]
 mod registry_server;
 
 use std::path::{Path, PathBuf};
