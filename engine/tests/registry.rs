@@ -3,6 +3,7 @@
 #[path = "common/registry_server.rs"]
 mod registry_server;
 
+use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt as _;
@@ -331,6 +332,60 @@ fn registry_killed_mid_pull_then_the_next_pull_completes() {
 }
 
 #[test]
+fn a_pull_cancelled_midway_leaves_nothing_half_visible() {
+    let reg = RegistryServer::start();
+    let img = build_image(
+        vec![
+            tar_layer(&[("small", b"small")], Compression::Gzip, false),
+            tar_layer(&[("big", &noise(32 << 20, 91))], Compression::Plain, false),
+        ],
+        "linux/amd64",
+        false,
+    );
+    reg.push_image("cancel/app", "1", &img);
+    let r = reference(&reg, "cancel/app:1");
+    let (dir, store) = new_store();
+    let big = digest(&img.layers[1].digest);
+
+    // The pull future is dropped as soon as the big layer is under way, as when berthd's client goes away.
+    let puller = Puller::new(store.clone());
+    let cancelled = run(async {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let mut tx = Some(tx);
+        let opts = pull_opts();
+        let pull = puller.pull(&r, &opts, |e| {
+            if matches!(&e, ProgressEvent::BlobProgress { digest, .. } if *digest == big)
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(());
+            }
+        });
+        tokio::select! {
+            res = pull => res.map(|_| false),
+            _ = rx => Ok(true),
+        }
+    });
+    assert!(cancelled.expect("no error before the cancel"), "the pull was cancelled midway");
+    // The writer thread sees its queue closed and deletes the partial blob.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while temp_blobs(&store) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(temp_blobs(&store), 0, "no partial blob left");
+    assert!(!store.has_blob(&big));
+    assert!(store.resolve(&r.to_string()).is_err(), "no image half-visible");
+    drop(puller);
+
+    // berthd restarts: the store is opened again and the next pull completes with what is missing.
+    drop(store);
+    let store = Arc::new(ImageStore::open(&dir.path().join("root")).expect("reopen"));
+    let puller = Puller::new(store.clone());
+    let image = run(puller.pull(&r, &pull_opts(), |_| {})).expect("pull after the cancel");
+    assert_eq!(image.manifest_digest, digest(&img.manifest_digest));
+    assert_eq!(puller.stats().blob_fetches, 1, "only the cut layer is fetched again");
+}
+
+#[test]
 fn concurrent_pulls_fetch_each_blob_once() {
     let reg = RegistryServer::start();
     let img = build_image(
@@ -463,7 +518,7 @@ fn connection_refused_and_server_errors_name_the_registry() {
     assert!(msg.starts_with(&format!("cannot reach registry 127.0.0.1:{port} for 127.0.0.1:{port}/app:1")), "{msg}");
 
     // A registry that answers 500 to everything.
-    let server = FailingServer::start(500, "storage backend down");
+    let server = failing_server(500, "storage backend down");
     let r: Reference = format!("127.0.0.1:{}/app:1", server.port).parse().expect("ref");
     let e = run(registry::pull(&store, &r, &pull_opts(), |_| {})).expect_err("500");
     let msg = e.to_string();
@@ -471,14 +526,45 @@ fn connection_refused_and_server_errors_name_the_registry() {
     assert!(msg.contains("HTTP 500") && msg.contains("storage backend down") && msg.contains("app:1"), "{msg}");
 }
 
-/// A tiny HTTP server answering every request with one status (a broken registry).
-struct FailingServer {
+/// A request as the fake servers see it.
+struct FakeRequest {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+}
+
+impl FakeRequest {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+struct FakeResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl FakeResponse {
+    fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        FakeResponse { status, headers: Vec::new(), body: body.into() }
+    }
+
+    fn header(mut self, k: &str, v: &str) -> Self {
+        self.headers.push((k.to_string(), v.to_string()));
+        self
+    }
+}
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 (one request per connection), for registries docker-registry cannot play:
+/// a broken one, one with a token service.
+struct FakeServer {
     port: u16,
     stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl FailingServer {
-    fn start(status: u16, body: &'static str) -> FailingServer {
+impl FakeServer {
+    fn start(handler: impl Fn(&FakeRequest) -> FakeResponse + Send + 'static) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
@@ -499,23 +585,129 @@ impl FailingServer {
                                 Ok(n) => head.extend_from_slice(&buf[..n]),
                             }
                         }
-                        let response = format!(
-                            "HTTP/1.1 {status} Error\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
-                             Connection: close\r\n\r\n{body}",
-                            body.len()
-                        );
-                        let _ = s.write_all(response.as_bytes());
+                        let text = String::from_utf8_lossy(&head).into_owned();
+                        let mut lines = text.split("\r\n");
+                        let mut first = lines.next().unwrap_or("").split(' ');
+                        let request = FakeRequest {
+                            method: first.next().unwrap_or("").to_string(),
+                            path: first.next().unwrap_or("").to_string(),
+                            headers: lines
+                                .filter_map(|l| l.split_once(':'))
+                                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                                .collect(),
+                        };
+                        let response = handler(&request);
+                        let mut out = format!("HTTP/1.1 {} X\r\n", response.status);
+                        for (k, v) in &response.headers {
+                            out.push_str(&format!("{k}: {v}\r\n"));
+                        }
+                        out.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", response.body.len()));
+                        let _ = s.write_all(out.as_bytes());
+                        if request.method != "HEAD" {
+                            let _ = s.write_all(&response.body);
+                        }
                     }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
             }
         });
-        FailingServer { port, stop }
+        FakeServer { port, stop }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
     }
 }
 
-impl Drop for FailingServer {
+impl Drop for FakeServer {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
+}
+
+/// A registry with a token service, as Docker Hub and most hosted registries work: `/v2/` answers 401 with a
+/// Bearer challenge, `/token` trades basic credentials for a token, everything else wants the token.
+fn token_registry(image: TestImage, user: &'static str, password: &'static str) -> FakeServer {
+    use base64::Engine as _;
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")));
+    let blobs: HashMap<String, Vec<u8>> = image
+        .layers
+        .iter()
+        .map(|l| (l.digest.clone(), l.blob.clone()))
+        .chain([(image.config_digest.clone(), image.config.clone())])
+        .collect();
+    let port = Arc::new(std::sync::OnceLock::<u16>::new());
+    let port2 = port.clone();
+    let server = FakeServer::start(move |r| {
+        let realm = format!("http://127.0.0.1:{}/token", port2.get().copied().unwrap_or(0));
+        let challenge = format!("Bearer realm=\"{realm}\",service=\"fake\",scope=\"repository:private/app:pull\"");
+        let unauthorized = || {
+            FakeResponse::new(401, r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#)
+                .header("WWW-Authenticate", &challenge)
+                .header("Content-Type", "application/json")
+        };
+        if r.path.starts_with("/token") {
+            return if r.header("authorization") == Some(basic.as_str()) {
+                FakeResponse::new(200, r#"{"token":"tok-123","expires_in":300}"#)
+                    .header("Content-Type", "application/json")
+            } else {
+                FakeResponse::new(401, r#"{"details":"incorrect username or password"}"#)
+            };
+        }
+        if r.header("authorization") != Some("Bearer tok-123") {
+            return unauthorized();
+        }
+        if r.path == "/v2/" {
+            return FakeResponse::new(200, "{}");
+        }
+        if let Some(reference) = r.path.strip_prefix("/v2/private/app/manifests/") {
+            if reference != "1" && reference != image.manifest_digest {
+                return FakeResponse::new(
+                    404,
+                    r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+                );
+            }
+            return FakeResponse::new(200, image.manifest.clone())
+                .header("Content-Type", image.manifest_media_type)
+                .header("Docker-Content-Digest", &image.manifest_digest);
+        }
+        if let Some(digest) = r.path.strip_prefix("/v2/private/app/blobs/")
+            && let Some(bytes) = blobs.get(digest)
+        {
+            return FakeResponse::new(200, bytes.clone()).header("Docker-Content-Digest", digest);
+        }
+        FakeResponse::new(404, r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known"}]}"#)
+    });
+    let _ = port.set(server.port);
+    server
+}
+
+#[test]
+fn bearer_token_auth_with_login() {
+    let img = small_image(130, "linux/amd64");
+    let server = token_registry(img.clone(), "bob", "hunter2");
+    let r: Reference = format!("{}/private/app:1", server.host()).parse().expect("ref");
+    let (dir, store) = new_store();
+    let config = dir.path().join("auth.json");
+
+    let e = run(registry::pull(&store, &r, &pull_opts(), |_| {})).expect_err("anonymous");
+    let msg = e.to_string();
+    assert!(matches!(e, RegistryError::Unauthorized { .. }), "{msg}");
+    assert!(msg.contains(&format!("berth login {}", server.host())), "{msg}");
+
+    let e = run(registry::login(&server.host(), &Credentials::new("bob", "nope"), &config, &registry_opts()))
+        .expect_err("bad password");
+    assert!(matches!(e, RegistryError::LoginFailed { .. }), "{e}");
+    assert!(!config.exists());
+    run(registry::login(&server.host(), &Credentials::new("bob", "hunter2"), &config, &registry_opts()))
+        .expect("login");
+
+    let opts = PullOptions { registry: RegistryOptions { auth_files: vec![config], ..registry_opts() }, ..pull_opts() };
+    let image = run(registry::pull(&store, &r, &opts, |_| {})).expect("pull with a token");
+    assert_eq!(image.manifest_digest, digest(&img.manifest_digest));
+}
+
+/// A registry answering every request with one status.
+fn failing_server(status: u16, body: &'static str) -> FakeServer {
+    FakeServer::start(move |_| FakeResponse::new(status, body).header("Content-Type", "text/plain"))
 }

@@ -35,6 +35,9 @@ pub const DEFAULT_CONCURRENT_DOWNLOADS: usize = 4;
 /// to a few dozen).
 const WRITE_QUEUE: usize = 32;
 
+/// Bytes a blob transfer moves before it lets other tasks run.
+const YIELD_EVERY: u64 = 2 << 20;
+
 #[derive(Clone, Debug)]
 pub struct PullOptions {
     pub registry: RegistryOptions,
@@ -438,6 +441,7 @@ impl<F: FnMut(ProgressEvent) + Send> Pull<'_, F> {
             _ => {}
         }
         let mut meter = Meter::new();
+        let mut since_yield = 0u64;
         while let Some(item) = blob.next().await {
             let chunk = item.map_err(|e| {
                 StreamError::Registry(Ctx { progress: Some((meter.current, desc.size)), ..ctx }.classify_io(e))
@@ -451,6 +455,14 @@ impl<F: FnMut(ProgressEvent) + Send> Pull<'_, F> {
             }
             tx.send(Chunk::Data(chunk)).await.map_err(|_| StreamError::WriterGone)?;
             self.shared.stats.bytes_fetched.fetch_add(n, Ordering::Relaxed);
+            // When the socket is always ahead (loopback) and the writer keeps up, nothing in this loop waits, and
+            // chunks can be hundreds of KiB: yield every few MiB so that other tasks run and a cancelled pull
+            // stops promptly.
+            since_yield += n;
+            if since_yield >= YIELD_EVERY {
+                since_yield = 0;
+                tokio::task::yield_now().await;
+            }
             if meter.add(n) {
                 self.reporter.send(ProgressEvent::BlobProgress {
                     digest: desc.digest.clone(),
