@@ -385,6 +385,26 @@ fn a_pull_cancelled_midway_leaves_nothing_half_visible() {
     assert_eq!(puller.stats().blob_fetches, 1, "only the cut layer is fetched again");
 }
 
+/// berthd runs pulls and pushes with `tokio::spawn`: their futures must be `Send + 'static` once given owned data.
+#[test]
+fn pull_and_push_futures_can_be_spawned() {
+    let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let r: Reference = format!("127.0.0.1:{port}/app:1").parse().expect("ref");
+    let (_dir, store) = new_store();
+    let puller = Arc::new(Puller::new(store));
+    let (pulled, pushed) = run(async {
+        let (p, r2) = (puller.clone(), r.clone());
+        let pull = tokio::spawn(async move { p.pull(&r2, &pull_opts(), |_| {}).await.map(|_| ()) });
+        let (p, r2) = (puller.clone(), r.clone());
+        let opts = PushOptions { registry: registry_opts(), ..PushOptions::default() };
+        let push = tokio::spawn(async move { p.push("app:1", &r2, &opts, |_| {}).await.map(|_| ()) });
+        (pull.await.expect("pull task"), push.await.expect("push task"))
+    });
+    assert!(matches!(pulled, Err(RegistryError::Unreachable { .. })), "{pulled:?}");
+    let pushed = pushed.expect_err("no such local image").to_string();
+    assert!(pushed.contains("app:1"), "{pushed}");
+}
+
 #[test]
 fn concurrent_pulls_fetch_each_blob_once() {
     let reg = RegistryServer::start();
