@@ -240,6 +240,7 @@ impl<F: FnMut(ProgressEvent) + Send> Pull<'_, F> {
             self.check_platform(&image_manifest)?;
         }
         if complete && let Some(image) = self.already_tagged(&fetched.digest) {
+            tracing::debug!(image = %self.image, manifest = %fetched.digest, "pull: image up to date");
             self.reporter.send(ProgressEvent::Done { manifest_digest: fetched.digest.clone(), up_to_date: true });
             return Ok(image);
         }
@@ -258,6 +259,7 @@ impl<F: FnMut(ProgressEvent) + Send> Pull<'_, F> {
             .store
             .add_image(&fetched.digest, Some(self.reference))
             .map_err(|e| self.store_err("add the image", e))?;
+        tracing::info!(image = %self.image, manifest = %fetched.digest, id = %image.id, up_to_date = complete, "pulled");
         self.reporter.send(ProgressEvent::Done { manifest_digest: fetched.digest.clone(), up_to_date: complete });
         Ok(image)
     }

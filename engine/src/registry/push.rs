@@ -100,6 +100,7 @@ where
         .await
         .map_err(|e| ctx.classify(e))?;
     let digest = Digest::of(&manifest_bytes);
+    tracing::info!(source, target = %target, manifest = %digest, uploaded_any, "pushed");
     push.reporter.send(ProgressEvent::Done { manifest_digest: digest.clone(), up_to_date: !uploaded_any });
     Ok(digest)
 }
