@@ -123,13 +123,7 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Response<Incoming>, ClientError> {
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|source| ClientError::Connect { socket: self.socket.clone(), source })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let mut sender = self.open().await?;
         let has_body = body.is_some();
         let mut builder = Request::builder().method(method).uri(path).header("Host", "berth");
         if has_body {
@@ -138,11 +132,24 @@ impl Client {
         let req = builder
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| ClientError::Request(format!("{path}: {e}")))?;
-        let resp = sender.send_request(req).await?;
-        if resp.status().is_success() || resp.status() == StatusCode::NOT_MODIFIED {
-            return Ok(resp);
-        }
-        Err(api_error(resp).await)
+        check(sender.send_request(req).await?).await
+    }
+
+    /// A fresh HTTP/1.1 connection to berthd (one per request: the CLI makes few, and the daemon stays simple).
+    async fn open<B>(&self) -> Result<hyper::client::conn::http1::SendRequest<B>, ClientError>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(|source| ClientError::Connect { socket: self.socket.clone(), source })?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
     }
 }
 
@@ -157,13 +164,7 @@ impl Client {
         use http_body_util::StreamBody;
         use hyper::body::Frame;
         use tokio::io::AsyncReadExt;
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|source| ClientError::Connect { socket: self.socket.clone(), source })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let mut sender = self.open().await?;
         let chunks = futures_util::stream::unfold(file, |mut file| async move {
             let mut buf = vec![0u8; 256 * 1024];
             match file.read(&mut buf).await {
@@ -182,11 +183,7 @@ impl Client {
             .header("Content-Type", content_type)
             .body(StreamBody::new(chunks))
             .map_err(|e| ClientError::Request(format!("{path}: {e}")))?;
-        let resp = sender.send_request(req).await?;
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        Err(api_error(resp).await)
+        check(sender.send_request(req).await?).await
     }
 
     /// Stream a response body into `out` (image tarballs).
@@ -200,6 +197,15 @@ impl Client {
             }
         }
         Ok(total)
+    }
+}
+
+/// The response when berthd answered 2xx (or 304), else its error.
+async fn check(resp: Response<Incoming>) -> Result<Response<Incoming>, ClientError> {
+    if resp.status().is_success() || resp.status() == StatusCode::NOT_MODIFIED {
+        Ok(resp)
+    } else {
+        Err(api_error(resp).await)
     }
 }
 
