@@ -390,18 +390,13 @@ fn error_line(message: &str) -> Value {
 
 /// A streaming JSON-lines response fed by `work` through a channel: Docker's progress format. The request ends
 /// when `work` finishes; a client that goes away closes the channel and `work`'s sends just fail.
-///
-/// `work`'s future runs on a blocking thread of its own (`spawn_blocking` + `block_on`) rather than `tokio::spawn`:
-/// rustc cannot yet prove the registry futures `Send` (higher-ranked closure lifetimes inside oci-client's
-/// streams), and a pull is long-running I/O anyway.
 fn progress_stream<F, Fut>(work: F) -> Response
 where
-    F: FnOnce(mpsc::UnboundedSender<Value>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()>,
+    F: FnOnce(mpsc::UnboundedSender<Value>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = mpsc::unbounded_channel::<Value>();
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || handle.block_on(work(tx)));
+    tokio::spawn(work(tx));
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         let v = rx.recv().await?;
         let mut line = serde_json::to_vec(&v).unwrap_or_default();
