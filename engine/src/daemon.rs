@@ -25,14 +25,22 @@ pub enum DaemonError {
     Serve(std::io::Error),
 }
 
-pub async fn run(paths: Paths) -> Result<(), DaemonError> {
+/// berthd's settings beyond where its files live.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Registries reached over plain HTTP besides loopback ones.
+    pub insecure_registries: Vec<String>,
+}
+
+pub async fn run(paths: Paths, options: Options) -> Result<(), DaemonError> {
     for dir in [&paths.root, &paths.run_dir] {
         std::fs::create_dir_all(dir).map_err(|source| DaemonError::CreateDir { path: dir.clone(), source })?;
     }
     let socket = paths.engine_socket();
     let listener = bind(&socket).await?;
     let images = ImageStore::open(&paths.root).map_err(|e| DaemonError::Store(e.to_string()))?;
-    let state = AppState::new(paths.clone(), images);
+    let mut state = AppState::new(paths.clone(), images);
+    state.registry.insecure_registries = options.insecure_registries;
     let app = tower::util::MapRequestLayer::new(api::strip_version_prefix).layer(api::router(state));
     // Tests and scripts stop this daemon by its pid file.
     let pid_file = paths.run_dir.join("berthd.pid");

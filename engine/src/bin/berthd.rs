@@ -16,6 +16,9 @@ struct Args {
     /// Socket directory (default /run/berth, or BERTH_RUN_DIR).
     #[arg(long)]
     run_dir: Option<PathBuf>,
+    /// A registry (host[:port]) reached over plain HTTP; loopback registries always are. Repeatable.
+    #[arg(long = "insecure-registry", value_name = "REGISTRY")]
+    insecure_registries: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -31,7 +34,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(berth_engine::daemon::run(paths)) {
+    let options = berth_engine::daemon::Options { insecure_registries: args.insecure_registries };
+    match runtime.block_on(berth_engine::daemon::run(paths, options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("berthd: {e}");
