@@ -9,7 +9,8 @@
 //! - `logging` replaces its options when the driver changes, `ulimits` entries replace whole;
 //! - `!reset` removes what earlier files set, `!override` replaces it instead of merging.
 
-use crate::compose::node::{Mapping, Node, Tag, Value};
+use crate::compose::error::Span;
+use crate::compose::node::{Entry, Mapping, Node, Tag, Value};
 
 /// Merge `over` onto `base`. `path` is where the two trees sit in a project (`[]` for whole files,
 /// `["services", "web"]` for `extends`), so that the path-specific rules apply.
@@ -33,18 +34,28 @@ enum Rule {
 }
 
 fn rule_for(path: &[String]) -> Rule {
-    let p: Vec<&str> = path.iter().map(String::as_str).collect();
-    match p.as_slice() {
-        ["services", _, "command" | "entrypoint"] => Rule::Replace,
-        ["services", _, "healthcheck", "test"] => Rule::Replace,
-        ["services", _, "ulimits", _] | ["services", _, "build", "ulimits", _] => Rule::Replace,
-        ["services", _, "ports"] => Rule::Keyed(port_key),
-        ["services", _, "volumes"] => Rule::Keyed(|n| text(n, "target")),
-        ["services", _, "secrets"] | ["services", _, "build", "secrets"] => Rule::Keyed(secret_path),
-        ["services", _, "configs"] => Rule::Keyed(config_path),
-        ["services", _, "env_file"] => Rule::Keyed(|n| text(n, "path")),
-        ["services", _, "devices"] => Rule::Keyed(|n| text(n, "target")),
-        ["services", _, "logging"] => Rule::Logging,
+    match path {
+        [section, _, rest @ ..] if section == "services" => {
+            let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+            service_rule(&rest)
+        }
+        _ => Rule::Merge,
+    }
+}
+
+/// The rule of a path inside one service (`["ports"]`, `["healthcheck", "test"]`).
+fn service_rule(path: &[&str]) -> Rule {
+    match path {
+        ["command" | "entrypoint"] => Rule::Replace,
+        ["healthcheck", "test"] => Rule::Replace,
+        ["ulimits", _] | ["build", "ulimits", _] => Rule::Replace,
+        ["ports"] => Rule::Keyed(port_key),
+        ["volumes"] => Rule::Keyed(|n| text(n, "target")),
+        ["secrets"] | ["build", "secrets"] => Rule::Keyed(secret_path),
+        ["configs"] => Rule::Keyed(config_path),
+        ["env_file"] => Rule::Keyed(|n| text(n, "path")),
+        ["devices"] => Rule::Keyed(|n| text(n, "target")),
+        ["logging"] => Rule::Logging,
         _ => Rule::Merge,
     }
 }
@@ -113,37 +124,50 @@ fn driver_changed(base: &Mapping, over: &Mapping) -> bool {
 }
 
 fn merge_maps(mut base: Mapping, over: Mapping, path: &[String]) -> Mapping {
+    let mut child_path = path.to_vec();
     for (key, entry) in over {
-        let mut child_path = path.to_vec();
         child_path.push(key.clone());
-        let earlier = base.get(&key).map(|e| e.value.clone());
+        // The base's value moves into the merge (no copy); its slot keeps the key's place until it is refilled.
+        let earlier =
+            base.get_mut(&key).map(|e| std::mem::replace(&mut e.value, Node::new(Value::Null, Span::default())));
         match merge_at(earlier, entry.value, &child_path) {
             Some(value) => match base.get_mut(&key) {
                 Some(e) => e.value = value,
                 None => {
-                    base.insert(key, crate::compose::node::Entry { key_span: entry.key_span, value });
+                    base.insert(key, Entry { key_span: entry.key_span, value });
                 }
             },
             None => {
                 base.shift_remove(&key);
             }
         }
+        child_path.pop();
     }
     base
 }
 
+/// Later entries replace earlier ones with the same key, whole and at the earlier one's place. Each entry's key
+/// is computed once and kept beside it (the key functions format strings).
 fn merge_keyed(base: Vec<Node>, over: Vec<Node>, key: fn(&Node) -> Option<String>) -> Vec<Node> {
+    let mut keys: Vec<Option<String>> = base.iter().map(key).collect();
     let mut out: Vec<Node> = base;
     for item in over {
         let k = key(&item);
-        let existing = k.as_ref().and_then(|k| out.iter().position(|b| key(b).as_ref() == Some(k)));
-        // The later entry replaces the earlier one whole (keeping its place), as Docker Compose does.
+        let existing = k.as_ref().and_then(|k| keys.iter().position(|b| b.as_ref() == Some(k)));
         match (existing, strip_tags(item)) {
-            (Some(i), Some(item)) => out[i] = item,
+            (Some(i), Some(item)) => {
+                keys[i] = key(&item);
+                out[i] = item;
+            }
             (Some(i), None) => {
                 out.remove(i);
+                keys.remove(i);
             }
-            (None, item) => out.extend(item),
+            (None, Some(item)) => {
+                keys.push(key(&item));
+                out.push(item);
+            }
+            (None, None) => {}
         }
     }
     out
@@ -187,16 +211,15 @@ pub fn enforce_unicity(root: &mut Node) {
     let Some(services) = root.get_mut("services").and_then(Node::as_map_mut) else {
         return;
     };
-    for (name, entry) in services.iter_mut() {
+    for entry in services.values_mut() {
         let Some(svc) = entry.value.as_map_mut() else {
             continue;
         };
         for (key, e) in svc.iter_mut() {
-            let path = ["services".to_string(), name.clone(), key.clone()];
             let Value::Seq(items) = &mut e.value.value else {
                 continue;
             };
-            match rule_for(&path) {
+            match service_rule(&[key.as_str()]) {
                 Rule::Keyed(k) => *items = merge_keyed(Vec::new(), std::mem::take(items), k),
                 _ if UNIQUE_LISTS.contains(&key.as_str()) => *items = append_unique(Vec::new(), std::mem::take(items)),
                 _ => {}
@@ -207,26 +230,31 @@ pub fn enforce_unicity(root: &mut Node) {
 
 /// Remove `!reset` children and tags from a tree that has nothing under it to merge with.
 fn clean(mut node: Node) -> Node {
-    node.tag = None;
-    node.value = match node.value {
-        Value::Map(m) => Value::Map(
-            m.into_iter()
-                .filter_map(|(k, mut e)| {
-                    e.value = strip_tags(e.value)?;
-                    Some((k, e))
-                })
-                .collect(),
-        ),
-        Value::Seq(s) => Value::Seq(s.into_iter().filter_map(strip_tags).collect()),
-        v => v,
-    };
+    clean_in_place(&mut node);
     node
+}
+
+/// [`clean`] without rebuilding the tree: most trees have no tags at all, and rebuilding every mapping (rehashing
+/// every key) cost more than the rest of the merge.
+fn clean_in_place(node: &mut Node) {
+    node.tag = None;
+    let is_reset = |n: &Node| n.tag == Some(Tag::Reset);
+    match &mut node.value {
+        Value::Map(m) => {
+            m.retain(|_, e| !is_reset(&e.value));
+            m.values_mut().for_each(|e| clean_in_place(&mut e.value));
+        }
+        Value::Seq(s) => {
+            s.retain(|n| !is_reset(n));
+            s.iter_mut().for_each(clean_in_place);
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compose::error::Span;
     use serde_json::json;
 
     fn n(j: serde_json::Value) -> Node {
