@@ -21,6 +21,10 @@ use super::model::units::{BYTE_SIZE_PATTERN, DURATION_PATTERN, FILE_MODE_PATTERN
 use super::model::{NAME_PATTERN, Project};
 use super::node::{Node, Value, format_float};
 
+mod coerce;
+
+pub use coerce::coerce;
+
 /// Key pattern of the extension keys compose allows on most objects.
 const EXTENSION_PATTERN: &str = "^x-";
 
@@ -204,9 +208,7 @@ fn property_schema<'a>(object: &'a Json, key: &str) -> Option<&'a Json> {
 
 /// Whether `key` matches a pattern of the `^literal` form, the only one our pattern properties use.
 fn prefix_pattern_matches(pattern: &str, key: &str) -> bool {
-    pattern
-        .strip_prefix('^')
-        .is_some_and(|p| !p.contains(['.', '*', '+', '?', '[', '(', '|', '$', '\\']) && key.starts_with(p))
+    coerce::literal_prefix(pattern).is_some_and(|p| key.starts_with(p))
 }
 
 /// The schema alternatives at an instance path, choosing among alternatives by what the tree holds there.
@@ -228,108 +230,6 @@ fn schema_at<'a>(root_node: &Node, path: &[String], root: &'a Json) -> Vec<&'a J
         }
     }
     alts
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Coercion.
-
-/// Schema-directed coercion: walk `node` (the whole project tree) alongside the schema and turn strings into
-/// numbers or booleans where the schema wants a number or a boolean and the string parses (`cpus: "0.5"`, a port's
-/// `target: "8080"`, `read_only: "true"`), as compose-go casts interpolated values; and numbers or booleans into
-/// strings where the schema wants a string (`image: 3`, a port's `published: 8080`, environment values).
-///
-/// Booleans read as Go's `strconv.ParseBool` does: `1 t T TRUE true True` and `0 f F FALSE false False`.
-/// Values the schema does not constrain (`x-` extensions) are left alone; what does not parse is left for
-/// validation to report.
-pub fn coerce(node: &mut Node) {
-    let root = schema();
-    coerce_at(node, &alternatives(root, root), root);
-}
-
-fn coerce_at(node: &mut Node, alts: &[&Json], root: &Json) {
-    if let Some(types) = accepted_types(alts) {
-        coerce_scalar(node, &types);
-    }
-    match &mut node.value {
-        Value::Map(map) => {
-            let Some(object) = alternative_for(alts, "object") else {
-                return;
-            };
-            for (key, entry) in map.iter_mut() {
-                if let Some(sub) = property_schema(object, key) {
-                    coerce_at(&mut entry.value, &alternatives(sub, root), root);
-                }
-            }
-        }
-        Value::Seq(items) => {
-            let Some(items_schema) = alternative_for(alts, "array").and_then(|a| a.get("items")) else {
-                return;
-            };
-            let item_alts = alternatives(items_schema, root);
-            for item in items.iter_mut() {
-                coerce_at(item, &item_alts, root);
-            }
-        }
-        _ => {}
-    }
-}
-
-fn coerce_scalar(node: &mut Node, types: &BTreeSet<&str>) {
-    let wants = |t: &str| types.contains(t);
-    let numeric = wants("integer") || wants("number");
-    let replacement = match &node.value {
-        Value::String(s) if !wants("string") => parse_as(s, &wants),
-        // `replicas: 2.0` is an integer for JSON Schema, but not for serde.
-        Value::Float(f) if wants("integer") && !wants("number") && f.fract() == 0.0 && f.abs() < 9.0e15 => {
-            Some(Value::Int(*f as i64))
-        }
-        Value::Int(_) | Value::Float(_) if !numeric && wants("string") => node.scalar_text().map(Value::String),
-        Value::Float(_) if !wants("number") && wants("string") => node.scalar_text().map(Value::String),
-        Value::Bool(_) if !wants("boolean") && wants("string") => node.scalar_text().map(Value::String),
-        _ => None,
-    };
-    if let Some(value) = replacement {
-        node.value = value;
-    }
-}
-
-/// A string as the integer, number or boolean the schema wants, when it parses as one.
-fn parse_as(s: &str, wants: &dyn Fn(&str) -> bool) -> Option<Value> {
-    if (wants("integer") || wants("number"))
-        && let Some(i) = parse_int(s)
-    {
-        return Some(Value::Int(i));
-    }
-    if wants("number")
-        && let Some(f) = parse_float(s)
-    {
-        return Some(Value::Float(f));
-    }
-    if wants("boolean") { parse_bool(s).map(Value::Bool) } else { None }
-}
-
-/// Decimal integers as Go's `strconv.Atoi` reads them: an optional sign and digits, nothing else.
-fn parse_int(s: &str) -> Option<i64> {
-    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
-/// Finite decimal numbers (`0.5`, `1e3`); not `inf` or `NaN`, which no compose attribute means.
-fn parse_float(s: &str) -> Option<f64> {
-    let looks_numeric = s.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'));
-    s.parse::<f64>().ok().filter(|f| looks_numeric && f.is_finite())
-}
-
-/// Go's `strconv.ParseBool`.
-fn parse_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
