@@ -22,7 +22,8 @@
 //! Spans are 1-based lines and columns (columns counted in characters) of the start of each node's event; for block
 //! scalars (`|`, `>`) that is the first line of their content.
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -67,9 +68,12 @@ struct Open {
 enum Content {
     Seq(Vec<Node>),
     Map {
-        items: Vec<Item>,
-        /// Line of each key seen, for the duplicate-key message; `None` stands for the merge key.
-        seen: HashMap<Option<String>, usize>,
+        /// The entries with keys of their own, in order. A key written twice is found here.
+        entries: Mapping,
+        /// The mappings of each `<<` entry, with the number of entries written before it.
+        merges: Vec<(usize, Vec<Mapping>)>,
+        /// The line of the `<<` key, once seen: it may appear once too.
+        merge_line: Option<usize>,
         /// The key whose value comes next.
         key: Option<Key>,
     },
@@ -77,7 +81,7 @@ enum Content {
 
 impl Content {
     fn map() -> Self {
-        Content::Map { items: Vec::new(), seen: HashMap::new(), key: None }
+        Content::Map { entries: Mapping::new(), merges: Vec::new(), merge_line: None, key: None }
     }
 }
 
@@ -98,22 +102,17 @@ fn awaits_key(open: Option<&Open>) -> bool {
 fn add(parent: &mut Open, node: Node) -> Result<(), Diagnostic> {
     match &mut parent.content {
         Content::Seq(items) => items.push(node),
-        Content::Map { items, key, .. } => match key.take() {
-            Some(key) if key.merge => items.push(Item::Merge(merge_sources(node, &key.span)?)),
-            Some(key) => items.push(Item::Explicit(key.text, Entry { key_span: key.span, value: node })),
+        Content::Map { entries, merges, key, .. } => match key.take() {
+            Some(key) if key.merge => merges.push((entries.len(), merge_sources(node, &key.span)?)),
+            Some(key) => {
+                entries.insert(key.text, Entry { key_span: key.span, value: node });
+            }
             None => {
                 return Err(Diagnostic::new(node.span, "invalid YAML: a mapping value without a key"));
             }
         },
     }
     Ok(())
-}
-
-/// One entry of a mapping as written, before merge keys are applied.
-enum Item {
-    Explicit(String, Entry),
-    /// The mappings of a `<<` entry, in the order written.
-    Merge(Vec<Mapping>),
 }
 
 /// What a YAML tag asks for, once resolved.
@@ -240,7 +239,7 @@ impl<'a> Builder<'a> {
                     open.push(self.open(Content::map(), anchor, tag.as_deref(), span, depth)?);
                     continue;
                 }
-                Event::Scalar(text, style, anchor, tag) => self.scalar(&text, style, anchor, tag.as_deref(), span)?,
+                Event::Scalar(text, style, anchor, tag) => self.scalar(text, style, anchor, tag.as_deref(), span)?,
                 Event::Alias(id) => self.alias(id, span, depth)?,
                 other => return Err(self.unexpected(&other, span)),
             };
@@ -279,7 +278,7 @@ impl<'a> Builder<'a> {
     fn close(&mut self, collection: Open) -> Result<Node, Diagnostic> {
         let value = match collection.content {
             Content::Seq(items) => Value::Seq(items),
-            Content::Map { items, .. } => Value::Map(apply_merges(items)),
+            Content::Map { entries, merges, .. } => Value::Map(apply_merges(entries, merges)),
         };
         let node = Node { value, span: self.span(collection.at.start), tag: collection.tag };
         self.count(1, collection.at)?;
@@ -289,7 +288,7 @@ impl<'a> Builder<'a> {
     /// A scalar: its value resolved as its style and tag say; anchored if it has an anchor.
     fn scalar(
         &mut self,
-        text: &str,
+        text: Cow<'a, str>,
         style: ScalarStyle,
         anchor: usize,
         tag: Option<&saphyr_parser::Tag>,
@@ -297,10 +296,13 @@ impl<'a> Builder<'a> {
     ) -> Result<Node, Diagnostic> {
         let at = self.span(span.start);
         let kind = self.tag_kind(tag, span)?;
+        // The event's text moves into the node when it stays a string (saphyr hands over owned strings).
         let value = match kind {
-            TagKind::None | TagKind::Compose(_) if style == ScalarStyle::Plain => resolve_plain(text),
-            TagKind::None | TagKind::Compose(_) | TagKind::NonSpecific => Value::String(text.to_owned()),
-            TagKind::Core(core) => resolve_tagged(text, core)
+            TagKind::None | TagKind::Compose(_) if style == ScalarStyle::Plain => {
+                resolve_plain_typed(&text).unwrap_or_else(|| Value::String(text.into_owned()))
+            }
+            TagKind::None | TagKind::Compose(_) | TagKind::NonSpecific => Value::String(text.into_owned()),
+            TagKind::Core(core) => resolve_tagged(&text, core)
                 .ok_or_else(|| Diagnostic::new(at.clone(), format!("cannot use {text:?} as {}", core_name(core))))?,
         };
         self.count(1, span)?;
@@ -312,9 +314,15 @@ impl<'a> Builder<'a> {
     fn key(&mut self, event: Event<'a>, span: saphyr_parser::Span, depth: usize) -> Result<Key, Diagnostic> {
         let merge = is_merge_key(&event);
         let text = match event {
+            // The common key, untagged and not anchored, needs no node: only whether it reads as null.
+            Event::Scalar(text, style, 0, None) => {
+                self.count(1, span)?;
+                if style == ScalarStyle::Plain && is_null_word(&text) { String::new() } else { text.into_owned() }
+            }
             Event::Scalar(text, style, anchor, tag) => {
-                let node = self.scalar(&text, style, anchor, tag.as_deref(), span)?;
-                if node.is_null() { String::new() } else { text.into_owned() }
+                let owned = text.to_string();
+                let node = self.scalar(text, style, anchor, tag.as_deref(), span)?;
+                if node.is_null() { String::new() } else { owned }
             }
             Event::Alias(id) => {
                 let node = self.alias(id, span, depth)?;
@@ -337,10 +345,14 @@ impl<'a> Builder<'a> {
 
     /// Record the key of the next entry of an open mapping, refusing a key the mapping already has.
     fn set_key(&self, map: &mut Open, key: Key) -> Result<(), Diagnostic> {
-        if let Content::Map { seen, key: slot, .. } = &mut map.content {
+        if let Content::Map { entries, merge_line, key: slot, .. } = &mut map.content {
             // The merge key is tracked apart from a quoted "<<", which is an ordinary key.
-            let id = if key.merge { None } else { Some(key.text.clone()) };
-            if let Some(line) = seen.insert(id, key.span.line) {
+            let earlier = if key.merge {
+                merge_line.replace(key.span.line)
+            } else {
+                entries.get(&key.text).map(|e| e.key_span.line)
+            };
+            if let Some(line) = earlier {
                 let message = format!("mapping key {:?} already defined at line {line}", key.text);
                 return Err(Diagnostic::new(key.span, message));
             }
@@ -563,29 +575,30 @@ fn merge_sources(value: Node, key_span: &Span) -> Result<Vec<Mapping>, Diagnosti
 
 /// The mapping of the entries as written: explicit keys always win; merged keys fill in, at the place of their
 /// `<<`, the earlier merged mapping winning over the later ones.
-fn apply_merges(items: Vec<Item>) -> Mapping {
-    let explicit: HashSet<String> = items
-        .iter()
-        .filter_map(|item| match item {
-            Item::Explicit(key, _) => Some(key.clone()),
-            Item::Merge(_) => None,
-        })
-        .collect();
-    let mut out = Mapping::new();
-    for item in items {
-        match item {
-            Item::Explicit(key, entry) => {
-                out.insert(key, entry);
-            }
-            Item::Merge(sources) => {
-                for (key, entry) in sources.into_iter().flatten() {
-                    if !explicit.contains(&key) && !out.contains_key(&key) {
-                        out.insert(key, entry);
-                    }
-                }
+fn apply_merges(explicit: Mapping, merges: Vec<(usize, Vec<Mapping>)>) -> Mapping {
+    if merges.is_empty() {
+        return explicit;
+    }
+    // The merged entries that count, each with the number of explicit entries that come before it.
+    let mut fills = Mapping::new();
+    let mut places = Vec::new();
+    for (place, sources) in merges {
+        for (key, entry) in sources.into_iter().flatten() {
+            if !explicit.contains_key(&key) && !fills.contains_key(&key) {
+                fills.insert(key, entry);
+                places.push(place);
             }
         }
     }
+    let mut out = Mapping::with_capacity(explicit.len() + fills.len());
+    let mut fills = fills.into_iter().zip(places).peekable();
+    for (i, (key, entry)) in explicit.into_iter().enumerate() {
+        while let Some(((k, e), _)) = fills.next_if(|(_, place)| *place <= i) {
+            out.insert(k, e);
+        }
+        out.insert(key, entry);
+    }
+    out.extend(fills.map(|(fill, _)| fill));
     out
 }
 
@@ -606,14 +619,24 @@ fn measure(node: &Node) -> (usize, usize) {
 
 /// A plain scalar resolved as yaml.v3 resolves untagged plain scalars.
 fn resolve_plain(text: &str) -> Value {
+    resolve_plain_typed(text).unwrap_or_else(|| string(text))
+}
+
+/// [`resolve_plain`], `None` meaning a string (so the caller can move its text in rather than copy it).
+fn resolve_plain_typed(text: &str) -> Option<Value> {
     if let Some(value) = resolve_word(text) {
-        return value;
+        return Some(value);
     }
     match text.chars().next() {
-        Some('.') if is_yaml_float(text) => text.parse().map(Value::Float).unwrap_or_else(|_| string(text)),
+        Some('.') if is_yaml_float(text) => text.parse().map(Value::Float).ok(),
         Some('+' | '-' | '0'..='9') => resolve_number(text),
-        _ => string(text),
+        _ => None,
     }
+}
+
+/// The plain scalars that resolve to null.
+fn is_null_word(text: &str) -> bool {
+    matches!(text, "" | "~" | "null" | "Null" | "NULL")
 }
 
 fn string(text: &str) -> Value {
@@ -623,7 +646,7 @@ fn string(text: &str) -> Value {
 /// The fixed words of the core schema: null, booleans and the special floats.
 fn resolve_word(text: &str) -> Option<Value> {
     Some(match text {
-        "" | "~" | "null" | "Null" | "NULL" => Value::Null,
+        _ if is_null_word(text) => Value::Null,
         "true" | "True" | "TRUE" => Value::Bool(true),
         "false" | "False" | "FALSE" => Value::Bool(false),
         ".nan" | ".NaN" | ".NAN" => Value::Float(f64::NAN),
@@ -633,19 +656,15 @@ fn resolve_word(text: &str) -> Option<Value> {
     })
 }
 
-/// A scalar starting with a sign or digit: integer within i64, else float, else string (as yaml.v3, with `_`
-/// separators dropped).
-fn resolve_number(text: &str) -> Value {
-    let plain: String = text.chars().filter(|c| *c != '_').collect();
+/// A scalar starting with a sign or digit: integer within i64, else float, else string (`None`), as yaml.v3 reads
+/// it, with `_` separators dropped.
+fn resolve_number(text: &str) -> Option<Value> {
+    let plain: Cow<'_, str> =
+        if text.contains('_') { text.chars().filter(|c| *c != '_').collect::<String>().into() } else { text.into() };
     if let Some(i) = parse_int(&plain) {
-        return Value::Int(i);
+        return Some(Value::Int(i));
     }
-    if is_yaml_float(&plain)
-        && let Ok(f) = plain.parse::<f64>()
-    {
-        return Value::Float(f);
-    }
-    string(text)
+    if is_yaml_float(&plain) { plain.parse::<f64>().ok().map(Value::Float) } else { None }
 }
 
 /// An integer the way Go's `strconv.ParseInt(s, 0, 64)` reads it: optional sign, then `0x`, `0o`, `0b`, a leading
