@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod client;
+pub mod container;
 pub mod daemon;
 pub mod image;
 pub mod paths;
