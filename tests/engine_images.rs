@@ -5,109 +5,14 @@
 #[path = "../engine/tests/common/registry_server.rs"]
 mod registry_server;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{Berth, busybox_tar, stderr};
 use registry_server::RegistryServer;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// One berth installation: its own root and run directory; its berthd is stopped on drop.
-struct Berth {
-    dir: tempfile::TempDir,
-}
-
-impl Berth {
-    fn new() -> Berth {
-        let dir = tempfile::Builder::new().prefix("berth-e2e-img-").tempdir().unwrap_or_else(|e| panic!("{e}"));
-        Berth { dir }
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
-    fn run_dir(&self) -> PathBuf {
-        self.dir.path().join("run")
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.run_dir().join("berth.sock")
-    }
-
-    fn berth(&self, args: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .arg("--root")
-            .arg(self.root())
-            .arg("--run-dir")
-            .arg(self.run_dir())
-            .args(args)
-            .env_remove("BERTH_ROOT")
-            .env_remove("BERTH_RUN_DIR")
-            .output();
-        out.unwrap_or_else(|e| panic!("cannot run berth: {e}"))
-    }
-
-    /// `berth …` that must succeed; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.berth(args);
-        assert!(out.status.success(), "berth {args:?} failed:\n{}\n{}", stdout(&out), stderr(&out));
-        stdout(&out)
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        Command::new("docker")
-            .args(args)
-            .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
-            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run docker: {e}"))
-    }
-
-    fn docker_ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(out.status.success(), "docker {args:?} failed:\n{}\n{}", stdout(&out), stderr(&out));
-        stdout(&out)
-    }
-}
-
-impl Drop for Berth {
-    fn drop(&mut self) {
-        let pid_file = self.run_dir().join("berthd.pid");
-        let Ok(pid) = std::fs::read_to_string(&pid_file) else { return };
-        let pid = pid.trim().to_string();
-        let _ = Command::new("kill").arg("-TERM").arg(&pid).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = Command::new("kill").arg("-KILL").arg(&pid).status();
-        }
-    }
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// The busybox rootfs tarball made by the project's script from Debian's busybox-static.
-fn busybox_tar(dir: &Path) -> PathBuf {
-    let out = dir.join("busybox.tar");
-    let status = Command::new(repo().join("scripts/make-busybox-rootfs.sh"))
-        .arg(&out)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run make-busybox-rootfs.sh: {e}"));
-    assert!(status.status.success(), "make-busybox-rootfs.sh failed: {}", stderr(&status));
-    out
-}
 
 #[test]
 fn import_push_pull_into_a_fresh_root_and_manage_images() {

@@ -39,7 +39,9 @@ pub async fn run(paths: Paths, options: Options) -> Result<(), DaemonError> {
     let socket = paths.engine_socket();
     let listener = bind(&socket).await?;
     let images = ImageStore::open(&paths.root).map_err(|e| DaemonError::Store(e.to_string()))?;
-    let mut state = AppState::new(paths.clone(), images);
+    let containers =
+        crate::runtime::record::Containers::open(&paths.root).map_err(|e| DaemonError::Store(e.to_string()))?;
+    let mut state = AppState::new(paths.clone(), images, containers);
     state.registry.insecure_registries = options.insecure_registries;
     let app = tower::util::MapRequestLayer::new(api::strip_version_prefix).layer(api::router(state));
     // Tests and scripts stop this daemon by its pid file.

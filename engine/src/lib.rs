@@ -9,3 +9,4 @@ pub mod daemon;
 pub mod image;
 pub mod paths;
 pub mod registry;
+pub mod runtime;

@@ -4,6 +4,7 @@
 //! before routing, so every handler is written once.
 
 pub mod archives;
+pub mod containers;
 pub mod error;
 pub mod images;
 pub mod system;
@@ -18,6 +19,7 @@ use crate::image::Digest;
 use crate::image::store::ImageStore;
 use crate::paths::Paths;
 use crate::registry::{Puller, RegistryOptions};
+use crate::runtime::record::Containers;
 
 /// The API version berthd speaks (Docker 27's); clients negotiate down to it.
 pub const API_VERSION: &str = "1.47";
@@ -31,21 +33,29 @@ pub struct AppState {
     pub puller: Arc<Puller>,
     /// Transport and credentials defaults for registries.
     pub registry: RegistryOptions,
+    pub containers: Arc<Containers>,
 }
 
 impl AppState {
-    pub fn new(paths: Paths, images: ImageStore) -> AppState {
+    pub fn new(paths: Paths, images: ImageStore, containers: Containers) -> AppState {
         let images = Arc::new(images);
         let registry = RegistryOptions {
             auth_files: crate::registry::auth::default_auth_files(Some(&paths.root)),
             ..Default::default()
         };
-        AppState { paths: Arc::new(paths), puller: Arc::new(Puller::new(images.clone())), images, registry }
+        AppState {
+            paths: Arc::new(paths),
+            puller: Arc::new(Puller::new(images.clone())),
+            images,
+            registry,
+            containers: Arc::new(containers),
+        }
     }
 
-    /// Whether a container uses an image (containers arrive with the containers issue; until then none does).
+    /// Whether a container uses an image: `image rm` refuses such an image unless forced.
     pub fn image_in_use(&self) -> impl Fn(&Digest) -> bool + use<> {
-        |_: &Digest| false
+        let containers = self.containers.clone();
+        move |id: &Digest| containers.uses_image(id)
     }
 }
 
@@ -61,6 +71,10 @@ pub fn router(state: AppState) -> Router {
         .route("/images/load", post(archives::load))
         .route("/images/get", get(archives::save_many))
         .route("/images/{*rest}", get(images::get).post(images::post).delete(images::delete))
+        .route("/containers/json", get(containers::list))
+        .route("/containers/create", post(containers::create))
+        .route("/containers/{id}/{verb}", get(containers::get).post(containers::post))
+        .route("/containers/{id}", axum::routing::delete(containers::delete))
         .with_state(state)
 }
 

@@ -1,0 +1,223 @@
+//! Container endpoints of the Docker Engine API: create, list (with filters), inspect, rename, remove.
+//! Starting, stopping and the rest go through berth-shim and arrive with the container runtime.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use crate::runtime::config::parse_create_body;
+use crate::runtime::record::{ContainerError, ContainerRecord, Status};
+
+type Params = Query<HashMap<String, String>>;
+
+impl From<ContainerError> for ApiError {
+    fn from(e: ContainerError) -> Self {
+        let status = match &e {
+            ContainerError::NotFound(_) => StatusCode::NOT_FOUND,
+            ContainerError::NameInUse { .. } => StatusCode::CONFLICT,
+            ContainerError::Ambiguous(_) | ContainerError::InvalidName(_) | ContainerError::Invalid(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ContainerError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+fn truthy(params: &HashMap<String, String>, key: &str) -> bool {
+    params.get(key).is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True"))
+}
+
+/// `POST /containers/create?name=`.
+pub async fn create(State(state): State<AppState>, Query(params): Params, body: Bytes) -> ApiResult<Response> {
+    let body = parse_create_body(&body).map_err(ApiError::bad_request)?;
+    if body.config.image.is_empty() {
+        return Err(ApiError::bad_request("config.Image: an image is required"));
+    }
+    let image = state
+        .images
+        .resolve(&body.config.image)
+        .map_err(|_| ApiError::not_found(format!("No such image: {}", body.config.image)))?;
+    let record = state.containers.create(params.get("name").map(String::as_str), body, Some(image.id))?;
+    Ok((StatusCode::CREATED, Json(json!({"Id": record.id, "Warnings": []}))).into_response())
+}
+
+/// Docker's `Status` column: "Created", "Up 5 minutes", "Exited (0) 2 seconds ago".
+fn status_text(r: &ContainerRecord) -> String {
+    match r.state.status {
+        Status::Created => "Created".into(),
+        Status::Running => "Up".into(),
+        Status::Paused => "Up (Paused)".into(),
+        Status::Restarting => "Restarting".into(),
+        Status::Removing => "Removal In Progress".into(),
+        Status::Exited => format!("Exited ({})", r.state.exit_code),
+        Status::Dead => "Dead".into(),
+    }
+}
+
+fn command_text(r: &ContainerRecord) -> String {
+    let mut parts: Vec<String> = r.config.entrypoint.clone().unwrap_or_default();
+    parts.extend(r.config.cmd.clone().unwrap_or_default());
+    parts.join(" ")
+}
+
+fn summary(r: &ContainerRecord) -> Value {
+    json!({
+        "Id": r.id,
+        "Names": [format!("/{}", r.name)],
+        "Image": r.image,
+        "ImageID": r.image_id.as_ref().map(|d| d.to_string()).unwrap_or_default(),
+        "Command": command_text(r),
+        "Created": crate::api::images::unix_seconds(Some(&r.created)),
+        "Ports": [],
+        "Labels": r.config.labels,
+        "State": r.state.status.as_str(),
+        "Status": status_text(r),
+        "HostConfig": {"NetworkMode": r.host_config.network_mode.clone().unwrap_or_else(|| "none".into())},
+        "NetworkSettings": {"Networks": {}},
+        "Mounts": [],
+    })
+}
+
+/// Whether a container passes Docker's list filters (`label`, `name`, `status`, `id`, `ancestor`).
+fn matches(r: &ContainerRecord, filters: &HashMap<String, Vec<String>>) -> bool {
+    filters.iter().all(|(key, values)| {
+        values.iter().any(|v| match key.as_str() {
+            "label" => match v.split_once('=') {
+                Some((k, val)) => r.config.labels.get(k).is_some_and(|x| x == val),
+                None => r.config.labels.contains_key(v),
+            },
+            "name" => r.name.contains(v.trim_start_matches('/')),
+            "status" => r.state.status.as_str() == v,
+            "id" => r.id.starts_with(v),
+            "ancestor" => &r.image == v || r.image_id.as_ref().is_some_and(|d| d.to_string() == *v),
+            _ => true,
+        })
+    })
+}
+
+/// Docker sends filters as `{"label":["a=b"]}` or, from old clients, `{"label":{"a=b":true}}`.
+pub fn parse_filters(raw: Option<&String>) -> ApiResult<HashMap<String, Vec<String>>> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(HashMap::new());
+    };
+    let v: Value = serde_json::from_str(raw).map_err(|e| ApiError::bad_request(format!("filters: {e}")))?;
+    let obj = v.as_object().ok_or_else(|| ApiError::bad_request("filters: expected a JSON object"))?;
+    Ok(obj
+        .iter()
+        .map(|(k, v)| {
+            let values = match v {
+                Value::Array(a) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+                Value::Object(o) => o.keys().cloned().collect(),
+                Value::String(s) => vec![s.clone()],
+                _ => Vec::new(),
+            };
+            (k.clone(), values)
+        })
+        .collect())
+}
+
+/// `GET /containers/json?all=&filters=`.
+pub async fn list(State(state): State<AppState>, Query(params): Params) -> ApiResult<Json<Value>> {
+    let all = truthy(&params, "all");
+    let filters = parse_filters(params.get("filters"))?;
+    let out: Vec<Value> = state
+        .containers
+        .list()
+        .iter()
+        .filter(|r| all || filters.contains_key("status") || r.state.status == Status::Running)
+        .filter(|r| matches(r, &filters))
+        .map(summary)
+        .collect();
+    Ok(Json(Value::Array(out)))
+}
+
+pub fn inspect_json(r: &ContainerRecord) -> Value {
+    let mut args: Vec<String> = r.config.entrypoint.clone().unwrap_or_default();
+    args.extend(r.config.cmd.clone().unwrap_or_default());
+    let path = if args.is_empty() { String::new() } else { args.remove(0) };
+    let s = &r.state;
+    let zero = "0001-01-01T00:00:00Z".to_string();
+    json!({
+        "Id": r.id,
+        "Created": r.created,
+        "Path": path,
+        "Args": args,
+        "State": {
+            "Status": s.status.as_str(),
+            "Running": matches!(s.status, Status::Running | Status::Paused),
+            "Paused": s.status == Status::Paused,
+            "Restarting": s.status == Status::Restarting,
+            "OOMKilled": s.oom_killed,
+            "Dead": s.status == Status::Dead,
+            "Pid": s.pid,
+            "ExitCode": s.exit_code,
+            "Error": s.error,
+            "StartedAt": if s.started_at.is_empty() { zero.clone() } else { s.started_at.clone() },
+            "FinishedAt": if s.finished_at.is_empty() { zero } else { s.finished_at.clone() },
+        },
+        "Image": r.image_id.as_ref().map(|d| d.to_string()).unwrap_or_default(),
+        "Name": format!("/{}", r.name),
+        "RestartCount": r.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "HostConfig": r.host_config,
+        "Config": r.config,
+        "NetworkSettings": {"Networks": {}, "Ports": {}},
+        "Mounts": [],
+    })
+}
+
+/// `GET /containers/{id}/json`.
+pub async fn get(State(state): State<AppState>, Path((id, verb)): Path<(String, String)>) -> ApiResult<Response> {
+    let record = state.containers.get(&id)?;
+    match verb.as_str() {
+        "json" => Ok(Json(inspect_json(&record)).into_response()),
+        other => Err(ApiError::not_found(format!("page not found: /containers/{id}/{other}"))),
+    }
+}
+
+/// `POST /containers/{id}/rename?name=`.
+pub async fn post(
+    State(state): State<AppState>,
+    Path((id, verb)): Path<(String, String)>,
+    Query(params): Params,
+) -> ApiResult<Response> {
+    match verb.as_str() {
+        "rename" => {
+            let name = params.get("name").ok_or_else(|| ApiError::bad_request("missing parameter: name"))?;
+            state.containers.rename(&id, name)?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        other => Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("/containers/{{id}}/{other} is not available yet: running containers arrives with berth-shim"),
+        )),
+    }
+}
+
+/// `DELETE /containers/{id}?force=`.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> ApiResult<Response> {
+    let record = state.containers.get(&id)?;
+    if matches!(record.state.status, Status::Running | Status::Paused | Status::Restarting) && !truthy(&params, "force")
+    {
+        return Err(ApiError::conflict(format!(
+            "cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
+            record.name,
+            record.state.status.as_str()
+        )));
+    }
+    state.containers.remove(&record.id)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

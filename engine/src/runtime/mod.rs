@@ -1,0 +1,5 @@
+//! Container lifecycle in berthd: the Docker-API configuration of a container ([`config`]) and the records of
+//! all containers with their state ([`record`]). Running them goes through `berth-shim` (one per container).
+
+pub mod config;
+pub mod record;

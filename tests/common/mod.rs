@@ -1,0 +1,105 @@
+//! The harness of the engine's end-to-end tests: a berth installation of its own (root, run directory, berthd
+//! stopped on drop), the `docker` CLI pointed at it, and the busybox test image.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One berth installation: its own root and run directory; its berthd is stopped on drop.
+pub struct Berth {
+    pub dir: tempfile::TempDir,
+}
+
+impl Berth {
+    pub fn new() -> Berth {
+        let dir = tempfile::Builder::new().prefix("berth-e2e-img-").tempdir().unwrap_or_else(|e| panic!("{e}"));
+        Berth { dir }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.run_dir().join("berth.sock")
+    }
+
+    pub fn berth(&self, args: &[&str]) -> Output {
+        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("--root")
+            .arg(self.root())
+            .arg("--run-dir")
+            .arg(self.run_dir())
+            .args(args)
+            .env_remove("BERTH_ROOT")
+            .env_remove("BERTH_RUN_DIR")
+            .output();
+        out.unwrap_or_else(|e| panic!("cannot run berth: {e}"))
+    }
+
+    /// `berth …` that must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(out.status.success(), "berth {args:?} failed:\n{}\n{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run docker: {e}"))
+    }
+
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(out.status.success(), "docker {args:?} failed:\n{}\n{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        let pid_file = self.run_dir().join("berthd.pid");
+        let Ok(pid) = std::fs::read_to_string(&pid_file) else { return };
+        let pid = pid.trim().to_string();
+        let _ = Command::new("kill").arg("-TERM").arg(&pid).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = Command::new("kill").arg("-KILL").arg(&pid).status();
+        }
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The busybox rootfs tarball made by the project's script from Debian's busybox-static.
+pub fn busybox_tar(dir: &Path) -> PathBuf {
+    let out = dir.join("busybox.tar");
+    let status = Command::new(repo().join("scripts/make-busybox-rootfs.sh"))
+        .arg(&out)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run make-busybox-rootfs.sh: {e}"));
+    assert!(status.status.success(), "make-busybox-rootfs.sh failed: {}", stderr(&status));
+    out
+}
