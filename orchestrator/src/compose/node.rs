@@ -3,11 +3,14 @@
 //! Why not `serde_norway::Value`: it forgets where each value came from, and every error the loader reports must
 //! name file, line and column. So the parser builds this tree, each node keeping its [`Span`] and its compose tag
 //! (`!reset`, `!override`), and the phases (interpolation, canonical form, merge, extends, include) rewrite it.
-//! Only at the end is it turned into JSON for schema validation and into the typed model.
+//! Only at the end is it turned into JSON for schema validation; the typed model decodes from the tree itself
+//! (it is a serde `Deserializer`, see `de.rs`).
 
 use indexmap::IndexMap;
 
 use super::error::Span;
+
+mod de;
 
 /// The compose-specific YAML tags that steer merging.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -370,10 +370,10 @@ fn project_env(opts: &LoadOptions, project_dir: &Path) -> Result<Env, LoadError>
 }
 
 /// The typed project. The schema already accepted the tree, so a failure here is a bug in the model or the
-/// schema; it is still reported at the value's position rather than as a panic.
+/// schema; it is still reported at the value's position rather than as a panic. The tree decodes as its JSON
+/// would (see `node/de.rs`), without building that JSON.
 fn decode(tree: &Node) -> Result<Project, LoadError> {
-    let json = tree.to_json();
-    serde_path_to_error::deserialize(json).map_err(|e| {
+    serde_path_to_error::deserialize(tree).map_err(|e| {
         let path: Vec<String> = e
             .path()
             .iter()
