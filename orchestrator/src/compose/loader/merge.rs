@@ -154,23 +154,38 @@ fn merge_keyed(base: Vec<Node>, over: Vec<Node>, key: fn(&Node) -> Option<String
     for item in over {
         let k = key(&item);
         let existing = k.as_ref().and_then(|k| keys.iter().position(|b| b.as_ref() == Some(k)));
-        match (existing, strip_tags(item)) {
-            (Some(i), Some(item)) => {
-                keys[i] = key(&item);
-                out[i] = item;
-            }
-            (Some(i), None) => {
+        // Removing a `!reset` part inside the entry may change its key; only then is it computed again.
+        let tagged = has_tags(&item);
+        let Some(item) = strip_tags(item) else {
+            if let Some(i) = existing {
                 out.remove(i);
                 keys.remove(i);
             }
-            (None, Some(item)) => {
-                keys.push(key(&item));
+            continue;
+        };
+        let k = if tagged { key(&item) } else { k };
+        match existing {
+            Some(i) => {
+                keys[i] = k;
+                out[i] = item;
+            }
+            None => {
+                keys.push(k);
                 out.push(item);
             }
-            (None, None) => {}
         }
     }
     out
+}
+
+/// Whether a tag appears anywhere in the tree.
+fn has_tags(node: &Node) -> bool {
+    node.tag.is_some()
+        || match &node.value {
+            Value::Map(m) => m.values().any(|e| has_tags(&e.value)),
+            Value::Seq(s) => s.iter().any(has_tags),
+            _ => false,
+        }
 }
 
 /// Append, keeping each scalar once (`dns`, `cap_add`, `profiles`… list things, not counts).

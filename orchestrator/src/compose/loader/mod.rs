@@ -26,6 +26,8 @@ pub mod volumes;
 
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
+
 use crate::compose::dotenv;
 use crate::compose::error::{Diagnostic, LoadError, Span};
 use crate::compose::model::Project;
@@ -373,6 +375,15 @@ fn project_env(opts: &LoadOptions, project_dir: &Path) -> Result<Env, LoadError>
 /// schema; it is still reported at the value's position rather than as a panic. The tree decodes as its JSON
 /// would (see `node/de.rs`), without building that JSON.
 fn decode(tree: &Node) -> Result<Project, LoadError> {
+    // Tracking the path costs a copy of every key, and the path only matters in an error: so decode untracked,
+    // and on failure decode again (the same tree fails the same way) to learn where.
+    match Project::deserialize(tree) {
+        Ok(project) => Ok(project),
+        Err(_) => decode_tracked(tree),
+    }
+}
+
+fn decode_tracked(tree: &Node) -> Result<Project, LoadError> {
     serde_path_to_error::deserialize(tree).map_err(|e| {
         let path: Vec<String> = e
             .path()
@@ -391,4 +402,25 @@ fn decode(tree: &Node) -> Result<Project, LoadError> {
 /// True when a node is the boolean `true`.
 pub fn is_true(n: Option<&Node>) -> bool {
     matches!(n.map(|n| &n.value), Some(Value::Bool(true)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_errors_name_the_path_and_position() {
+        let json = serde_json::json!({"services": {"web": {"image": "x", "cpus": "lots"}}});
+        let mut tree = Node::from_json(&json, &Span::default());
+        if let Some(cpus) = tree.get_mut("services").and_then(|s| s.get_mut("web")).and_then(|w| w.get_mut("cpus")) {
+            cpus.span = Span::new(None, 7, 5);
+        }
+        let diags = match decode(&tree) {
+            Err(e) => e.diagnostics(),
+            Ok(p) => panic!("decoded {p:?}"),
+        };
+        assert_eq!(diags.len(), 1);
+        assert!(diags[0].message.starts_with("services.web.cpus: "), "{}", diags[0].message);
+        assert_eq!((diags[0].span.line, diags[0].span.column), (7, 5));
+    }
 }
