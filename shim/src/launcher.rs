@@ -8,6 +8,7 @@ use std::process::{Command, ExitCode, Stdio};
 use crate::atomic;
 use crate::cli::ContainerArgs;
 use crate::protocol::{ErrorRecord, FailureStage, Ready, files};
+use crate::spawn::fork_exec;
 
 pub fn run(args: &ContainerArgs) -> ExitCode {
     let ready = launch(args).unwrap_or_else(|error| {
@@ -32,7 +33,8 @@ fn launch(args: &ContainerArgs) -> Result<Ready, String> {
     std::fs::create_dir_all(&args.state_dir)
         .map_err(|e| format!("failed to create the state dir {}: {e}", args.state_dir.display()))?;
     // /proc/self/exe: the very binary running now, even if the file on disk was replaced by an upgrade.
-    let mut child = Command::new("/proc/self/exe")
+    let mut cmd = Command::new("/proc/self/exe");
+    let mut child = fork_exec(&mut cmd)
         .arg0("berth-shim")
         .arg("monitor")
         .args(args.to_args())

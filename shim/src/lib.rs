@@ -26,5 +26,6 @@ pub mod logfile;
 pub mod monitor;
 pub mod protocol;
 pub mod runtime;
+pub mod spawn;
 pub mod stdio;
 pub mod timefmt;

@@ -17,6 +17,7 @@ use std::process::Command;
 
 use crate::error::{Result, ShimError};
 use crate::protocol::{CreateResult, files};
+use crate::spawn::fork_exec;
 use crate::stdio::ChildStdio;
 
 /// Which runtime creates the container.
@@ -65,7 +66,8 @@ pub fn create(runtime: &Runtime, spec: &CreateSpec<'_>, stdio: ChildStdio) -> Re
         // The Command owns the parent's copies of the container's pipe ends: it must be dropped right after the
         // helper exits, or the shim would never see EOF on the container's output.
         let mut cmd = Command::new(&helper);
-        cmd.arg("create")
+        fork_exec(&mut cmd)
+            .arg("create")
             .arg("--id")
             .arg(spec.id)
             .arg("--bundle")
@@ -103,7 +105,7 @@ pub fn delete(
 ) -> std::result::Result<(), String> {
     let helper = helper.map(Path::to_path_buf).unwrap_or_else(default_helper);
     let mut cmd = Command::new(&helper);
-    cmd.arg("delete").arg("--id").arg(id).arg("--runtime-root").arg(runtime_root);
+    fork_exec(&mut cmd).arg("delete").arg("--id").arg(id).arg("--runtime-root").arg(runtime_root);
     if let Runtime::Binary(bin) = runtime {
         cmd.arg("--runtime").arg(bin);
     }

@@ -9,6 +9,7 @@ use std::process::Command;
 use super::failed;
 use crate::cli::{CreateArgs, DeleteArgs};
 use crate::protocol::{CreateResult, ErrorRecord, FailureStage, files};
+use crate::spawn::fork_exec;
 
 pub(super) fn create(bin: &Path, args: &CreateArgs) -> CreateResult {
     let log = args.state_dir.join(files::RUNTIME_LOG);
@@ -16,7 +17,8 @@ pub(super) fn create(bin: &Path, args: &CreateArgs) -> CreateResult {
     let _ = fs::remove_file(&pid_file);
     let _ = fs::remove_file(&log);
     let mut cmd = Command::new(bin);
-    cmd.arg("--root")
+    fork_exec(&mut cmd)
+        .arg("--root")
         .arg(&args.runtime_root)
         .arg(format!("--log={}", log.display()))
         .arg("--log-format=json")
@@ -61,7 +63,7 @@ pub(super) fn create(bin: &Path, args: &CreateArgs) -> CreateResult {
 }
 
 pub(super) fn delete(bin: &Path, args: &DeleteArgs) -> Result<(), String> {
-    let out = Command::new(bin)
+    let out = fork_exec(&mut Command::new(bin))
         .arg("--root")
         .arg(&args.runtime_root)
         .args(["delete", "--force"])

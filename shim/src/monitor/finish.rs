@@ -12,7 +12,7 @@ use crate::runtime;
 use crate::timefmt;
 
 impl Monitor {
-    /// OOM counter, leftovers, runtime state, `exit.json`, waiters, sockets, in that order.
+    /// Log flush, OOM counter, leftovers, runtime state, sockets, `exit.json`, waiters, in that order.
     pub(super) fn finish(mut self) {
         let time = timefmt::now();
         let Monitor { outputs, log, .. } = &mut self;
@@ -50,12 +50,14 @@ impl Monitor {
             finished_at,
             cleanup_error,
         };
+        // The socket and FIFO go before exit.json, so whoever sees exit.json sees nothing else of the shim's.
+        // Connected `wait`ers keep their connections.
+        let _ = fs::remove_file(self.control.path());
+        let _ = fs::remove_file(self.args.state_dir.join(files::STDIN_FIFO));
         if let Err(e) = atomic::write_json(&self.args.state_dir.join(files::EXIT), &record) {
             shimlog!("cannot write exit.json: {}", chain(&e));
         }
         self.control.answer_waiters(&Response::Exited(record));
-        let _ = fs::remove_file(self.control.path());
-        let _ = fs::remove_file(self.args.state_dir.join(files::STDIN_FIFO));
         shimlog!("container {} done: exit code {exit_code}", self.args.id);
     }
 }

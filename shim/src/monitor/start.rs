@@ -44,6 +44,12 @@ pub(super) fn start(mut args: ContainerArgs, foreground: bool) -> Result<Monitor
     }
     detach(&args.state_dir, foreground).map_err(setup_failed).map_err(record)?;
     let shim_pid = std::process::id() as i32;
+    if crate::spawn::glibc_signals_ignored() {
+        shimlog!(
+            "warning: started with signals 32 and 33 ignored (spawned with posix_spawn); the container inherits that. \
+             Spawn berth-shim with fork+exec (berth_shim::spawn::fork_exec)"
+        );
+    }
     prepare_state_dir(&args.state_dir, shim_pid).map_err(setup_failed).map_err(record)?;
     let signals = route_signals().map_err(setup_failed).map_err(record)?;
     let facts = read_spec(&args.bundle).map_err(setup_failed).map_err(record)?;
