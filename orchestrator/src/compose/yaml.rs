@@ -81,7 +81,7 @@ enum Content {
 
 impl Content {
     fn map() -> Self {
-        Content::Map { entries: Mapping::new(), merges: Vec::new(), merge_line: None, key: None }
+        Content::Map { entries: Mapping::default(), merges: Vec::new(), merge_line: None, key: None }
     }
 }
 
@@ -580,7 +580,7 @@ fn apply_merges(explicit: Mapping, merges: Vec<(usize, Vec<Mapping>)>) -> Mappin
         return explicit;
     }
     // The merged entries that count, each with the number of explicit entries that come before it.
-    let mut fills = Mapping::new();
+    let mut fills = Mapping::default();
     let mut places = Vec::new();
     for (place, sources) in merges {
         for (key, entry) in sources.into_iter().flatten() {
@@ -590,7 +590,7 @@ fn apply_merges(explicit: Mapping, merges: Vec<(usize, Vec<Mapping>)>) -> Mappin
             }
         }
     }
-    let mut out = Mapping::with_capacity(explicit.len() + fills.len());
+    let mut out = Mapping::with_capacity_and_hasher(explicit.len() + fills.len(), Default::default());
     let mut fills = fills.into_iter().zip(places).peekable();
     for (i, (key, entry)) in explicit.into_iter().enumerate() {
         while let Some(((k, e), _)) = fills.next_if(|(_, place)| *place <= i) {

@@ -243,7 +243,7 @@ enum Bare {
 fn list_to_map(n: &mut Node, bare: Bare) {
     match &mut n.value {
         Value::Seq(items) => {
-            let mut m = Mapping::new();
+            let mut m = Mapping::default();
             for item in items.iter() {
                 let Some(text) = item.scalar_text() else {
                     // Left for the schema to reject: we cannot rewrite what we do not understand.
@@ -293,7 +293,7 @@ fn map_values_to_strings(n: &mut Node) {
 /// `networks: [a, b]` becomes `{a: null, b: null}`.
 fn list_to_null_map(n: &mut Node) {
     if let Value::Seq(items) = &n.value {
-        let mut m = Mapping::new();
+        let mut m = Mapping::default();
         for item in items {
             let Some(text) = item.scalar_text() else {
                 return;
@@ -333,7 +333,7 @@ fn canonical_depends_on(n: &mut Node) {
 fn canonical_extra_hosts(n: &mut Node) {
     match &mut n.value {
         Value::Seq(items) => {
-            let mut m = Mapping::new();
+            let mut m = Mapping::default();
             for item in items.iter() {
                 let Some(text) = item.scalar_text() else {
                     return;

@@ -27,7 +27,7 @@ fn resolve_service(svc: &mut Node, env: &Env) -> Result<(), Diagnostic> {
     let Some(map) = svc.as_map_mut() else {
         return Ok(());
     };
-    let mut merged = Mapping::new();
+    let mut merged = Mapping::default();
     if let Some(files) = map.shift_remove("env_file") {
         for f in files.value.as_seq().unwrap_or_default() {
             let Some(path) = f.get("path").and_then(Node::as_str) else {
@@ -81,7 +81,7 @@ fn resolve_label_files(svc: &mut Node, env: &Env) -> Result<(), Diagnostic> {
     let Some(files) = svc.as_map_mut().and_then(|m| m.shift_remove("label_file")) else {
         return Ok(());
     };
-    let mut labels = Mapping::new();
+    let mut labels = Mapping::default();
     for f in files.value.as_seq().unwrap_or_default() {
         let Some(path) = f.as_str().map(Path::new) else {
             continue;
