@@ -30,6 +30,9 @@ pub fn run(args: &ContainerArgs) -> ExitCode {
 }
 
 fn launch(args: &ContainerArgs) -> Result<Ready, String> {
+    // Absolute paths in the monitor's command line: it is how a later start recognises a live shim of this dir.
+    let mut args = args.clone();
+    args.absolutize().map_err(|e| format!("failed to read the current directory: {e}"))?;
     std::fs::create_dir_all(&args.state_dir)
         .map_err(|e| format!("failed to create the state dir {}: {e}", args.state_dir.display()))?;
     // /proc/self/exe: the very binary running now, even if the file on disk was replaced by an upgrade.

@@ -123,6 +123,9 @@ impl JsonLog {
 
 fn open_append(path: &Path) -> Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(ShimError::io("create", dir))?;
+    }
     OpenOptions::new().append(true).create(true).mode(0o640).open(path).map_err(ShimError::io("open", path))
 }
 

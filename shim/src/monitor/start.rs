@@ -1,6 +1,7 @@
 //! From the launcher's exec to a running container: the steps, in order, over the pieces they make.
 
 use std::fs::{self, File};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -180,12 +181,18 @@ fn prepare_state_dir(state_dir: &Path, shim_pid: i32) -> Result<(), ShimError> {
     nix::sys::prctl::set_child_subreaper(true).map_err(ShimError::sys("become a child subreaper"))
 }
 
-/// The pid in `shim.pid`, if that process is alive and is a berth-shim.
+/// The pid in `shim.pid`, if that process is alive and is the berth-shim of this state dir (not a recycled pid).
 fn live_shim(state_dir: &Path) -> Option<i32> {
     let pid: i32 = fs::read_to_string(state_dir.join(files::SHIM_PID)).ok()?.trim().parse().ok()?;
+    if pid == std::process::id() as i32 {
+        return None;
+    }
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let argv0 = cmdline.split(|&b| b == 0).next()?;
-    String::from_utf8_lossy(argv0).ends_with("berth-shim").then_some(pid)
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    let is_shim = args.first().is_some_and(|a| a.ends_with(b"berth-shim"));
+    let same_dir =
+        args.windows(2).any(|w| w[0] == b"--state-dir" && Path::new(std::ffi::OsStr::from_bytes(w[1])) == state_dir);
+    (is_shim && same_dir).then_some(pid)
 }
 
 /// SIGCHLD (and the termination signals, which the shim ignores: it ends when its container does) are blocked
