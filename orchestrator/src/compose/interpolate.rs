@@ -19,8 +19,6 @@
 //! tree walk is iterative. Where compose-go would go on scanning after the first error (only to log more warnings),
 //! this stops: the result is discarded either way.
 
-use std::rc::Rc;
-
 use super::error::{Diagnostic, Span};
 use super::node::{Node, Value};
 
@@ -221,22 +219,24 @@ fn closing_brace(text: &str, bytes: &[u8], dollar: usize, arg_start: usize) -> O
 }
 
 /// One step of the path to a value, for messages (`services.web.command[1]`).
-enum Seg {
-    Key(String),
+enum Seg<'a> {
+    Key(&'a str),
     Index(usize),
 }
 
-struct PathLink {
-    seg: Seg,
-    parent: Option<Rc<PathLink>>,
+/// A step and the index of the step before it. The walk keeps every step in one arena (a vector), so a path
+/// costs no allocation of its own; it is rendered only for an error.
+struct PathLink<'a> {
+    seg: Seg<'a>,
+    parent: Option<usize>,
 }
 
-fn render_path(path: &Option<Rc<PathLink>>) -> String {
+fn render_path(links: &[PathLink<'_>], path: Option<usize>) -> String {
     let mut segs = Vec::new();
-    let mut link = path.as_deref();
+    let mut link = path.and_then(|i| links.get(i));
     while let Some(l) = link {
         segs.push(&l.seg);
-        link = l.parent.as_deref();
+        link = l.parent.and_then(|i| links.get(i));
     }
     let mut out = String::new();
     for seg in segs.into_iter().rev() {
@@ -253,36 +253,37 @@ fn render_path(path: &Option<Rc<PathLink>>) -> String {
     if out.is_empty() { "the value".into() } else { out }
 }
 
-fn child(parent: &Option<Rc<PathLink>>, seg: Seg) -> Option<Rc<PathLink>> {
-    Some(Rc::new(PathLink { seg, parent: parent.clone() }))
-}
-
 /// Interpolate every string value of a Node tree in place (never mapping keys). Unset variables add one
 /// warning Diagnostic each ("the \"FOO\" variable is not set, defaulting to a blank string" at the value's span)
 /// to `warnings`; errors (required variable missing, bad syntax) are all collected and returned together,
 /// each at the span of the offending value.
 pub fn interpolate(node: &mut Node, lookup: Lookup, warnings: &mut Vec<Diagnostic>) -> Result<(), Vec<Diagnostic>> {
     let mut errors = Vec::new();
+    let mut links: Vec<PathLink> = Vec::new();
     // Depth-first, in document order, without recursion (trees from untrusted files can be deep).
-    let mut stack: Vec<(&mut Node, Option<Rc<PathLink>>)> = vec![(node, None)];
+    let mut stack: Vec<(&mut Node, Option<usize>)> = vec![(node, None)];
     while let Some((node, path)) = stack.pop() {
-        let span = node.span.clone();
-        match &mut node.value {
+        let Node { value, span, .. } = node;
+        match value {
+            // Without a `$` there is nothing to substitute (and most strings have none).
+            Value::String(s) if !s.contains('$') => {}
             Value::String(s) => match substitute(s, lookup) {
                 Ok((out, unset)) => {
                     *s = out;
-                    warnings.extend(unset.into_iter().map(|name| unset_warning(&name, &span)));
+                    warnings.extend(unset.into_iter().map(|name| unset_warning(&name, span)));
                 }
-                Err(e) => errors.push(error_diagnostic(e, &render_path(&path), span)),
+                Err(e) => errors.push(error_diagnostic(e, &render_path(&links, path), span.clone())),
             },
             Value::Seq(items) => {
                 for (i, item) in items.iter_mut().enumerate().rev() {
-                    stack.push((item, child(&path, Seg::Index(i))));
+                    links.push(PathLink { seg: Seg::Index(i), parent: path });
+                    stack.push((item, Some(links.len() - 1)));
                 }
             }
             Value::Map(map) => {
                 for (key, entry) in map.iter_mut().rev() {
-                    stack.push((&mut entry.value, child(&path, Seg::Key(key.clone()))));
+                    links.push(PathLink { seg: Seg::Key(key), parent: path });
+                    stack.push((&mut entry.value, Some(links.len() - 1)));
                 }
             }
             Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {}
