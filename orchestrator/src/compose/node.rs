@@ -108,13 +108,11 @@ impl Node {
     /// Insert or replace `key` in a mapping node; the key takes this node's span when it is new.
     /// Does nothing when the node is not a mapping.
     pub fn insert(&mut self, key: impl Into<String>, value: Node) {
-        let span = self.span.clone();
-        if let Some(m) = self.as_map_mut() {
-            let key = key.into();
-            match m.get_mut(&key) {
-                Some(entry) => entry.value = value,
-                None => {
-                    m.insert(key, Entry { key_span: span, value });
+        if let Value::Map(m) = &mut self.value {
+            match m.entry(key.into()) {
+                indexmap::map::Entry::Occupied(entry) => entry.into_mut().value = value,
+                indexmap::map::Entry::Vacant(slot) => {
+                    slot.insert(Entry { key_span: self.span.clone(), value });
                 }
             }
         }

@@ -268,11 +268,7 @@ fn list_to_map(n: &mut Node, bare: Bare) {
                 match (&entry.value.value, bare) {
                     (Value::Null, Bare::Empty) => entry.value.value = Value::String(String::new()),
                     (Value::Null, Bare::Null) => {}
-                    _ => {
-                        if let Some(text) = entry.value.scalar_text() {
-                            entry.value.value = Value::String(text);
-                        }
-                    }
+                    _ => to_string(&mut entry.value),
                 }
             }
         }
@@ -283,10 +279,17 @@ fn list_to_map(n: &mut Node, bare: Bare) {
 fn map_values_to_strings(n: &mut Node) {
     if let Some(m) = n.as_map_mut() {
         for entry in m.values_mut() {
-            if let Some(text) = entry.value.scalar_text() {
-                entry.value.value = Value::String(text);
-            }
+            to_string(&mut entry.value);
         }
+    }
+}
+
+/// A scalar as the text a user wrote; strings stay as they are (not copied), collections and null too.
+fn to_string(n: &mut Node) {
+    if !matches!(n.value, Value::String(_))
+        && let Some(text) = n.scalar_text()
+    {
+        n.value = Value::String(text);
     }
 }
 
@@ -387,10 +390,8 @@ fn canonical_ports(n: &mut Node, diags: &mut Vec<Diagnostic>) {
             _ => {
                 let mut item = item;
                 if item.as_map().is_some() {
-                    if let Some(p) = item.get_mut("published")
-                        && let Some(t) = p.scalar_text()
-                    {
-                        p.value = Value::String(t);
+                    if let Some(p) = item.get_mut("published") {
+                        to_string(p);
                     }
                     if item.get("mode").is_none() {
                         item.insert("mode", Node::string("ingress", item.span.clone()));
@@ -507,11 +508,7 @@ fn scalar_to_list(n: &mut Node) {
 
 fn each_scalar_to_string(n: &mut Node) {
     if let Value::Seq(items) = &mut n.value {
-        for item in items.iter_mut() {
-            if let Some(t) = item.scalar_text() {
-                item.value = Value::String(t);
-            }
-        }
+        items.iter_mut().for_each(to_string);
     }
 }
 
