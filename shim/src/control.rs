@@ -7,6 +7,9 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::error::{Result, ShimError};
 use crate::protocol::{Request, Response};
@@ -30,6 +33,8 @@ pub struct Client {
     /// The client shut its side: not polled any more, kept while it waits for its answer.
     read_done: bool,
     closed: bool,
+    /// Got at least one response.
+    answered: bool,
 }
 
 /// What a client said.
@@ -76,6 +81,7 @@ impl ControlServer {
                         waiting: false,
                         read_done: false,
                         closed: false,
+                        answered: false,
                     });
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -129,10 +135,11 @@ impl ControlServer {
 
     /// Answer client `index`; a client that cannot take the answer is dropped.
     pub fn respond(&mut self, index: usize, response: &Response) {
-        if let Some(client) = self.clients.get_mut(index)
-            && reply(&mut client.stream, response).is_err()
-        {
-            client.closed = true;
+        if let Some(client) = self.clients.get_mut(index) {
+            client.answered = true;
+            if reply(&mut client.stream, response).is_err() {
+                client.closed = true;
+            }
         }
     }
 
@@ -143,15 +150,54 @@ impl ControlServer {
         }
     }
 
-    /// Answer every `wait` with `response`.
-    pub fn answer_waiters(&mut self, response: &Response) {
-        for client in self.clients.iter_mut().filter(|c| c.waiting) {
-            // The shim is about to exit: give a slow reader a moment rather than dropping its answer.
-            let _ = client.stream.set_nonblocking(false);
-            let _ = client.stream.set_write_timeout(Some(std::time::Duration::from_millis(500)));
-            let _ = reply(&mut client.stream, response);
-            client.waiting = false;
+    /// The exit is final (`exit.json` is written) and the socket path is gone, so no new client can come: answer
+    /// every client still connected or in the listen backlog, `state` and `wait` with `exited`, anything else with
+    /// an error. A client that connected but has not sent its request yet gets until `deadline`. So berthd never
+    /// sees a shim vanish without an answer: `exit.json` exists, or its request is answered.
+    pub fn answer_after_exit(&mut self, exited: &Response, deadline: Instant) {
+        let gone = Response::Error { message: "the container has exited".into() };
+        loop {
+            self.accept();
+            for i in 0..self.clients.len() {
+                if self.clients[i].waiting {
+                    self.clients[i].waiting = false;
+                    self.respond(i, exited);
+                }
+                for incoming in self.read(i) {
+                    let invalid;
+                    let response = match incoming {
+                        Incoming::Request(Request::State | Request::Wait) => exited,
+                        Incoming::Request(_) => &gone,
+                        Incoming::Invalid(message) => {
+                            invalid = Response::Error { message };
+                            &invalid
+                        }
+                    };
+                    self.respond(i, response);
+                }
+            }
+            let finished = |c: &Client| c.closed || c.read_done || (c.answered && c.buf.is_empty());
+            self.clients.retain(|c| !finished(c));
+            let now = Instant::now();
+            if (self.clients.is_empty() && !self.backlog_ready()) || now >= deadline {
+                return;
+            }
+            // Wait for a request (or a late connection) to arrive, not longer than the deadline.
+            let mut fds: Vec<PollFd<'_>> = std::iter::once(self.listener.as_fd())
+                .chain(self.clients.iter().map(|c| c.stream.as_fd()))
+                .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+                .collect();
+            let wait = PollTimeout::try_from(deadline - now).unwrap_or(PollTimeout::MAX);
+            if poll(&mut fds, wait).is_err() {
+                return;
+            }
         }
+    }
+
+    /// A connection waits in the listen backlog.
+    fn backlog_ready(&self) -> bool {
+        let mut fds = [PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
     }
 
     /// Forget closed clients (indices change; call between poll rounds).

@@ -204,6 +204,34 @@ fn the_shim_survives_the_death_of_its_parent() {
 }
 
 #[test]
+fn berthd_always_finds_the_socket_answering_or_the_exit_record() {
+    if !root_or_skip("socket_or_exit") {
+        return;
+    }
+    // What berthd does after a restart: exit.json, else ask the socket. Asked as fast as possible through the
+    // whole exit (drain, delete, removal of the socket), there is never a moment with neither.
+    let f = Fixture::new(&["sh", "-c", "sleep 0.2"]);
+    f.start_ok(&[]);
+    let exit_path = f.state.join("exit.json");
+    let mut asked = 0;
+    let deadline = Instant::now() + EXIT_TIMEOUT;
+    while !exit_path.exists() {
+        assert!(Instant::now() < deadline, "no exit; shim.log: {}", f.shim_log());
+        match Control::connect_or_none(&f.control_path()) {
+            Some(mut conn) => match conn.request_or_none(json!({"cmd": "state"})) {
+                Some(answer) => {
+                    assert!(answer["type"] == "state" || answer["type"] == "exited", "{answer}");
+                    asked += 1;
+                }
+                None => assert!(exit_path.exists(), "the socket took a request, never answered, and no exit.json"),
+            },
+            None => assert!(exit_path.exists(), "neither a socket nor exit.json"),
+        }
+    }
+    assert!(asked > 0);
+}
+
+#[test]
 fn a_second_shim_for_the_same_state_dir_is_refused() {
     if !root_or_skip("second_shim") {
         return;

@@ -82,9 +82,8 @@ impl Monitor {
         for (i, o) in self.outputs.iter().enumerate().filter(|(_, o)| o.open) {
             watch.push((Token::Output(i), o.fd.as_fd(), PollFlags::POLLIN));
         }
-        if self.exit.is_none() {
-            watch.push((Token::Listener, self.control.listener_fd(), PollFlags::POLLIN));
-        }
+        // Served while the output drains too: `state` then says `stopping`.
+        watch.push((Token::Listener, self.control.listener_fd(), PollFlags::POLLIN));
         for (i, fd) in self.control.client_fds() {
             watch.push((Token::Client(i), fd, PollFlags::POLLIN));
         }

@@ -1,6 +1,7 @@
 //! The container has exited: record it and clean up.
 
 use std::fs;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
@@ -11,8 +12,11 @@ use crate::protocol::{ExitRecord, Response, files};
 use crate::runtime;
 use crate::timefmt;
 
+/// How long clients that connected before the socket was removed may take to send their request.
+const LAST_REQUESTS: Duration = Duration::from_millis(200);
+
 impl Monitor {
-    /// Log flush, OOM counter, leftovers, runtime state, sockets, `exit.json`, waiters, in that order.
+    /// Log flush, OOM counter, leftovers, runtime state, `exit.json`, sockets, last answers, in that order.
     pub(super) fn finish(mut self) {
         let time = timefmt::now();
         let Monitor { outputs, log, .. } = &mut self;
@@ -50,14 +54,14 @@ impl Monitor {
             finished_at,
             cleanup_error,
         };
-        // The socket and FIFO go before exit.json, so whoever sees exit.json sees nothing else of the shim's.
-        // Connected `wait`ers keep their connections.
-        let _ = fs::remove_file(self.control.path());
-        let _ = fs::remove_file(self.args.state_dir.join(files::STDIN_FIFO));
+        // exit.json first, then the socket goes: at every moment berthd finds one or the other. Whoever is still
+        // connected or queued on the socket gets the exit as the answer.
         if let Err(e) = atomic::write_json(&self.args.state_dir.join(files::EXIT), &record) {
             shimlog!("cannot write exit.json: {}", chain(&e));
         }
-        self.control.answer_waiters(&Response::Exited(record));
+        let _ = fs::remove_file(self.control.path());
+        let _ = fs::remove_file(self.args.state_dir.join(files::STDIN_FIFO));
+        self.control.answer_after_exit(&Response::Exited(record), Instant::now() + LAST_REQUESTS);
         shimlog!("container {} done: exit code {exit_code}", self.args.id);
     }
 }

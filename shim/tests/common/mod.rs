@@ -195,8 +195,10 @@ impl Fixture {
         Self::log_entries_of(&self.log)
     }
 
-    /// Nothing of the container is left: runtime state, cgroup directories, control socket.
+    /// Nothing of the container is left once its shim has exited: runtime state, cgroup directories, control
+    /// socket, stdin FIFO.
     pub fn assert_no_leftovers(&self) {
+        self.poll_until("the shim to exit", Duration::from_secs(20), || !self.shim_pid().is_some_and(is_shim));
         assert!(!self.runtime_root.join(&self.id).exists(), "libcontainer state of {} left", self.id);
         for dir in cgroup_dirs(&self.cgroup) {
             assert!(!dir.exists(), "cgroup {} left", dir.display());
@@ -244,6 +246,24 @@ impl Control {
         stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
         let writer = stream.try_clone().expect("clone stream");
         Control { reader: BufReader::new(stream), writer }
+    }
+
+    /// Connect, or `None` when the socket is gone.
+    pub fn connect_or_none(path: &Path) -> Option<Self> {
+        let stream = UnixStream::connect(path).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+        let writer = stream.try_clone().ok()?;
+        Some(Control { reader: BufReader::new(stream), writer })
+    }
+
+    /// One request; `None` when the connection ends without an answer.
+    pub fn request_or_none(&mut self, request: Value) -> Option<Value> {
+        let mut line = serde_json::to_vec(&request).ok()?;
+        line.push(b'\n');
+        self.writer.write_all(&line).ok()?;
+        let mut answer = String::new();
+        self.reader.read_line(&mut answer).ok()?;
+        serde_json::from_str(answer.trim()).ok()
     }
 
     pub fn send(&mut self, request: Value) {
