@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode, Stdio};
 
-use crate::atomic;
+use crate::atomic::{self, Durability};
 use crate::cli::ContainerArgs;
 use crate::protocol::{ErrorRecord, FailureStage, Ready, files};
 use crate::spawn::fork_exec;
@@ -15,7 +15,7 @@ pub fn run(args: &ContainerArgs) -> ExitCode {
         let record = ErrorRecord { error, exit_code: 128, stage: FailureStage::Setup };
         let path = args.state_dir.join(files::ERROR);
         if !path.exists() {
-            let _ = atomic::write_json(&path, &record);
+            let _ = atomic::write_json(&path, &record, Durability::UntilReboot);
         }
         Ready::Failed(record)
     });

@@ -14,7 +14,8 @@
 //! exit.json     ExitRecord: the container ran and exited; written last, after its runtime state is deleted
 //! runtime.log   the OCI runtime binary's log (with --runtime)
 //! ```
-//! Every file is written atomically (temp, fsync, rename): a reader sees the whole record or none.
+//! Every file is written atomically (temp, rename; see `atomic` for why without fsync): a reader sees the whole
+//! record or none.
 //!
 //! # Control protocol
 //! One JSON object per line each way; every request gets exactly one response line, in order.

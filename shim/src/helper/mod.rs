@@ -16,7 +16,7 @@ use std::sync::atomic::AtomicBool;
 
 use nix::sys::signal::SigSet;
 
-use crate::atomic;
+use crate::atomic::{self, Durability};
 use crate::cli::{CreateArgs, DeleteArgs};
 use crate::error::chain;
 use crate::protocol::{CreateResult, ErrorRecord, FailureStage, files};
@@ -29,7 +29,8 @@ pub fn create(args: &CreateArgs) -> Result<(), String> {
         Some(bin) => binary::create(bin, args),
         None => with_libcontainer::create(args),
     };
-    atomic::write_json(&args.state_dir.join(files::CREATE_RESULT), &result).map_err(|e| chain(&e))
+    atomic::write_json(&args.state_dir.join(files::CREATE_RESULT), &result, Durability::UntilReboot)
+        .map_err(|e| chain(&e))
 }
 
 /// `delete`: remove the runtime state of an exited container.

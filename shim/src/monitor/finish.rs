@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use super::{Monitor, shimlog};
-use crate::atomic;
+use crate::atomic::{self, Durability};
 use crate::error::chain;
 use crate::protocol::{ExitRecord, Response, files};
 use crate::runtime;
@@ -56,7 +56,7 @@ impl Monitor {
         };
         // exit.json first, then the socket goes: at every moment berthd finds one or the other. Whoever is still
         // connected or queued on the socket gets the exit as the answer.
-        if let Err(e) = atomic::write_json(&self.args.state_dir.join(files::EXIT), &record) {
+        if let Err(e) = atomic::write_json(&self.args.state_dir.join(files::EXIT), &record, Durability::UntilReboot) {
             shimlog!("cannot write exit.json: {}", chain(&e));
         }
         let _ = fs::remove_file(self.control.path());

@@ -10,7 +10,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use serde::Deserialize;
 
 use super::{Monitor, Output, shimlog};
-use crate::atomic;
+use crate::atomic::{self, Durability};
 use crate::cgroup::ContainerCgroup;
 use crate::cli::ContainerArgs;
 use crate::control::ControlServer;
@@ -32,7 +32,7 @@ pub(super) fn start(mut args: ContainerArgs, foreground: bool) -> Result<Monitor
     }
     let state_dir = args.state_dir.clone();
     let record = |r: ErrorRecord| {
-        if let Err(e) = atomic::write_json(&state_dir.join(files::ERROR), &r) {
+        if let Err(e) = atomic::write_json(&state_dir.join(files::ERROR), &r, Durability::UntilReboot) {
             shimlog!("cannot write error.json: {}", chain(&e));
         }
         shimlog!("container {} failed: {}", args.id, r.error);
@@ -122,8 +122,15 @@ pub(super) fn start(mut args: ContainerArgs, foreground: bool) -> Result<Monitor
         cgroup: cgroup.path.clone(),
     };
     for (name, result) in [
-        (files::STATE, atomic::write_json(&args.state_dir.join(files::STATE), &state)),
-        (files::INIT_PID, atomic::write(&args.state_dir.join(files::INIT_PID), format!("{init_pid}\n").as_bytes())),
+        (files::STATE, atomic::write_json(&args.state_dir.join(files::STATE), &state, Durability::UntilReboot)),
+        (
+            files::INIT_PID,
+            atomic::write(
+                &args.state_dir.join(files::INIT_PID),
+                format!("{init_pid}\n").as_bytes(),
+                Durability::UntilReboot,
+            ),
+        ),
     ] {
         // The container runs; berthd can still ask the control socket. Not worth killing it over.
         if let Err(e) = result {
@@ -176,7 +183,7 @@ fn prepare_state_dir(state_dir: &Path, shim_pid: i32) -> Result<(), ShimError> {
             Err(e) => return Err(ShimError::io("remove stale", path)(e)),
         }
     }
-    atomic::write(&state_dir.join(files::SHIM_PID), format!("{shim_pid}\n").as_bytes())?;
+    atomic::write(&state_dir.join(files::SHIM_PID), format!("{shim_pid}\n").as_bytes(), Durability::UntilReboot)?;
     // Orphans of the container (and a runtime binary's detached init) are reparented to us, not to pid 1.
     nix::sys::prctl::set_child_subreaper(true).map_err(ShimError::sys("become a child subreaper"))
 }
