@@ -28,6 +28,15 @@
 //! → {"cmd":"wait"}                           ← {"type":"exited",...}    (sent when the container has exited)
 //! any failure                                ← {"type":"error","message":"..."}
 //! ```
+//! While the output drains after the init's exit, `state` says `"status":"stopping"` with its `exit_code`. The
+//! shim writes `exit.json` before it removes the socket, and answers whoever is still connected or queued then
+//! (`state` and `wait` with `exited`, the rest with an error): at every moment berthd finds `exit.json` or a
+//! socket that answers.
+//!
+//! # For berthd
+//! Spawn `berth-shim start` with fork+exec, not `posix_spawn` (std/tokio `Command::gid(getgid())` forces it, see
+//! `spawn::fork_exec`): glibc's `posix_spawn` leaves signals 32 and 33 ignored, and every container would
+//! inherit that. `berth-shim-runtime` must sit beside `berth-shim` (or pass `--helper`).
 
 use serde::{Deserialize, Serialize};
 
