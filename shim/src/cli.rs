@@ -24,7 +24,7 @@ pub struct Cli {
 pub enum Command {
     /// Start a container under a new detached shim. Prints one JSON line (`{"type":"started",…}` or
     /// `{"type":"failed",…}`) and exits 0 when the container runs, 1 when it could not be started (the same record
-    /// is in <state-dir>/error.json), 2 on bad arguments. The shim lives on until the container exits.
+    /// is in STATE_DIR/error.json), 2 on bad arguments. The shim lives on until the container exits.
     Start(ContainerArgs),
     /// The shim itself (what `start` leaves running). `--foreground` keeps it attached to the terminal, for
     /// debugging.
@@ -64,11 +64,11 @@ pub struct ContainerArgs {
     /// Number of log files to keep, the current one included.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub log_max_file: u32,
-    /// Keep the container's stdin open: the shim makes the FIFO <state-dir>/stdin; whatever is written to it
+    /// Keep the container's stdin open: the shim makes the FIFO STATE_DIR/stdin; whatever is written to it
     /// reaches the container, and the `close_stdin` request ends it.
     #[arg(long)]
     pub stdin: bool,
-    /// Control socket path [default: <state-dir>/control.sock].
+    /// Control socket path [default: STATE_DIR/control.sock].
     #[arg(long)]
     pub control_socket: Option<PathBuf>,
     /// The runtime helper binary [default: berth-shim-runtime beside this binary].
@@ -143,7 +143,7 @@ pub struct HelperCli {
 #[derive(Debug, Subcommand)]
 pub enum HelperCommand {
     /// Create and start the container with this process's stdio as the container's; write a `CreateResult` to
-    /// <state-dir>/create.json.
+    /// STATE_DIR/create.json.
     Create(CreateArgs),
     /// Delete the runtime state of a container whose init has exited (cgroup, runtime state dir); kills what is
     /// left in it. Exit 0, or 1 with the error on stderr.

@@ -1,13 +1,13 @@
 //! The monitor: the long-lived berth-shim process of one container.
 //!
 //! # Expected flow
-//! 1. [`start`]: detach (new session, stderr to `shim.log`), write `shim.pid`, become a child subreaper, route
+//! 1. `start`: detach (new session, stderr to `shim.log`), write `shim.pid`, become a child subreaper, route
 //!    SIGCHLD to a signalfd, bind the control socket, set up stdio, create and start the container.
 //!    Failure: `error.json` and a `failed` line to the launcher, then exit 1.
 //! 2. Tell the launcher `started` (one JSON line on stdout), write `state.json` and `init.pid`.
-//! 3. [`events`]: one poll loop over the signalfd, the output pipes (or pty master), the stdin relay and the
+//! 3. `events`: one poll loop over the signalfd, the output pipes (or pty master), the stdin relay and the
 //!    control socket, until the init has exited and its output is drained.
-//! 4. [`finish`]: read the OOM counter, kill leftovers, delete the runtime state, write `exit.json`, answer
+//! 4. `finish`: read the OOM counter, kill leftovers, delete the runtime state, write `exit.json`, answer
 //!    `wait`ers, remove the sockets, exit.
 //!
 //! # Guarantees
