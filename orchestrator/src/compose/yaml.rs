@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use indexmap::map::Entry as Slot;
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle, ScanError, StrInput};
 
 use super::error::{Diagnostic, Span};
@@ -74,15 +75,23 @@ enum Content {
         merges: Vec<(usize, Vec<Mapping>)>,
         /// The line of the `<<` key, once seen: it may appear once too.
         merge_line: Option<usize>,
-        /// The key whose value comes next.
-        key: Option<Key>,
+        /// The entry whose key was read and whose value comes next.
+        pending: Option<Pending>,
     },
 }
 
 impl Content {
     fn map() -> Self {
-        Content::Map { entries: Mapping::default(), merges: Vec::new(), merge_line: None, key: None }
+        Content::Map { entries: Mapping::default(), merges: Vec::new(), merge_line: None, pending: None }
     }
+}
+
+/// A mapping entry waiting for its value.
+enum Pending {
+    /// The index of its slot in `entries`, taken when the key came (so each key is hashed once).
+    Entry(usize),
+    /// The merge key `<<`, at this position.
+    Merge(Span),
 }
 
 /// A mapping key as text, with its position.
@@ -95,17 +104,19 @@ struct Key {
 
 /// Whether the next event of this open collection is a mapping key.
 fn awaits_key(open: Option<&Open>) -> bool {
-    matches!(open, Some(Open { content: Content::Map { key: None, .. }, .. }))
+    matches!(open, Some(Open { content: Content::Map { pending: None, .. }, .. }))
 }
 
 /// Add a finished node to its open parent: an item of a sequence, or the value of the pending mapping key.
 fn add(parent: &mut Open, node: Node) -> Result<(), Diagnostic> {
     match &mut parent.content {
         Content::Seq(items) => items.push(node),
-        Content::Map { entries, merges, key, .. } => match key.take() {
-            Some(key) if key.merge => merges.push((entries.len(), merge_sources(node, &key.span)?)),
-            Some(key) => {
-                entries.insert(key.text, Entry { key_span: key.span, value: node });
+        Content::Map { entries, merges, pending, .. } => match pending.take() {
+            Some(Pending::Merge(key_span)) => merges.push((entries.len(), merge_sources(node, &key_span)?)),
+            Some(Pending::Entry(index)) => {
+                if let Some((_, entry)) = entries.get_index_mut(index) {
+                    entry.value = node;
+                }
             }
             None => {
                 return Err(Diagnostic::new(node.span, "invalid YAML: a mapping value without a key"));
@@ -344,21 +355,30 @@ impl<'a> Builder<'a> {
     }
 
     /// Record the key of the next entry of an open mapping, refusing a key the mapping already has.
+    /// The entry's slot is taken now, holding null until the value comes.
     fn set_key(&self, map: &mut Open, key: Key) -> Result<(), Diagnostic> {
-        if let Content::Map { entries, merge_line, key: slot, .. } = &mut map.content {
-            // The merge key is tracked apart from a quoted "<<", which is an ordinary key.
-            let earlier = if key.merge {
-                merge_line.replace(key.span.line)
-            } else {
-                entries.get(&key.text).map(|e| e.key_span.line)
-            };
-            if let Some(line) = earlier {
-                let message = format!("mapping key {:?} already defined at line {line}", key.text);
-                return Err(Diagnostic::new(key.span, message));
+        let Content::Map { entries, merge_line, pending, .. } = &mut map.content else {
+            return Ok(());
+        };
+        let duplicate = |text: &str, span: Span, line: usize| {
+            Diagnostic::new(span, format!("mapping key {text:?} already defined at line {line}"))
+        };
+        // The merge key is tracked apart from a quoted "<<", which is an ordinary key.
+        if key.merge {
+            if let Some(line) = merge_line.replace(key.span.line) {
+                return Err(duplicate(&key.text, key.span, line));
             }
-            *slot = Some(key);
+            *pending = Some(Pending::Merge(key.span));
+            return Ok(());
         }
-        Ok(())
+        match entries.entry(key.text) {
+            Slot::Occupied(earlier) => Err(duplicate(earlier.key(), key.span, earlier.get().key_span.line)),
+            Slot::Vacant(slot) => {
+                *pending = Some(Pending::Entry(slot.index()));
+                slot.insert(Entry { key_span: key.span, value: Node::new(Value::Null, Span::default()) });
+                Ok(())
+            }
+        }
     }
 
     /// A copy of the node anchored under `id`, within the size and depth bounds.
@@ -589,6 +609,11 @@ fn apply_merges(explicit: Mapping, merges: Vec<(usize, Vec<Mapping>)>) -> Mappin
                 places.push(place);
             }
         }
+    }
+    if places.iter().all(|place| *place == 0) {
+        // Every `<<` came first (the usual `<<: *common`): the merged entries, then the explicit ones.
+        fills.extend(explicit);
+        return fills;
     }
     let mut out = Mapping::with_capacity_and_hasher(explicit.len() + fills.len(), Default::default());
     let mut fills = fills.into_iter().zip(places).peekable();
