@@ -39,6 +39,11 @@ fn keys(root: &Node, kind: &str) -> Vec<String> {
     root.get(kind).and_then(Node::as_map).map(|m| m.keys().cloned().collect()).unwrap_or_default()
 }
 
+/// Whether the top-level section `kind` defines `name` (a lookup: services refer to each other a lot).
+fn defined(root: &Node, kind: &str, name: &str) -> bool {
+    root.get(kind).and_then(Node::as_map).is_some_and(|m| m.contains_key(name))
+}
+
 fn drop_optional_disabled(root: &mut Node, disabled: &[String]) {
     let Some(services) = root.get_mut("services").and_then(Node::as_map_mut) else {
         return;
@@ -79,7 +84,7 @@ fn check_references(
     disabled: &[String],
     diags: &mut Vec<Diagnostic>,
 ) {
-    let has = |s: &str| unresolved(s) || services.iter().any(|x| x == s);
+    let has = |s: &str| unresolved(s) || defined(root, "services", s);
     if let Some(deps) = svc.get("depends_on").and_then(Node::as_map) {
         for (dep, e) in deps {
             if e.value.as_map().is_some() && e.value.get("condition").is_none() {
@@ -148,7 +153,6 @@ fn check_references(
             ));
         }
     }
-    let networks = keys(root, "networks");
     if let Some(nets) = svc.get("networks").and_then(Node::as_map) {
         if let Some(mode) = svc.get("network_mode") {
             diags.push(
@@ -157,7 +161,8 @@ fn check_references(
             );
         }
         for (net, e) in nets {
-            if net != "default" && !unresolved(net) && !networks.contains(net) {
+            if net != "default" && !unresolved(net) && !defined(root, "networks", net) {
+                let networks = keys(root, "networks");
                 let d = Diagnostic::new(
                     e.key_span.clone(),
                     format!("service {name:?} refers to undefined network {net:?}"),
@@ -169,7 +174,6 @@ fn check_references(
             }
         }
     }
-    let volumes = keys(root, "volumes");
     if let Some(vols) = svc.get("volumes").and_then(Node::as_seq) {
         for v in vols {
             if v.get("type").and_then(Node::as_str) != Some("volume") {
@@ -177,7 +181,7 @@ fn check_references(
             }
             if let Some(src) = v.get("source").and_then(Node::as_str)
                 && !unresolved(src)
-                && !volumes.iter().any(|x| x == src)
+                && !defined(root, "volumes", src)
             {
                 diags.push(
                     Diagnostic::new(v.span.clone(), format!("service {name:?} refers to undefined volume {src:?}"))
@@ -189,12 +193,11 @@ fn check_references(
         }
     }
     for kind in ["secrets", "configs"] {
-        let defined = keys(root, kind);
         if let Some(refs) = svc.get(kind).and_then(Node::as_seq) {
             for r in refs {
                 if let Some(src) = r.get("source").and_then(Node::as_str)
                     && !unresolved(src)
-                    && !defined.iter().any(|x| x == src)
+                    && !defined(root, kind, src)
                 {
                     diags.push(
                         Diagnostic::new(
