@@ -250,6 +250,11 @@ pub fn validate(node: &Node) -> Vec<Diagnostic> {
     };
     let instance = node.to_json();
     let mut diags = Vec::new();
+    // The yes/no check stops early and collects nothing: most projects are valid, and only an invalid one needs
+    // the (slower) walk that gathers every error.
+    if validator.is_valid(&instance) {
+        return diags;
+    }
     for error in validator.iter_errors(&instance) {
         report(node, &error, &mut diags);
     }
