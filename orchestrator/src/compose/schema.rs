@@ -22,6 +22,9 @@ use super::model::{NAME_PATTERN, Project};
 use super::node::{Node, Value, format_float};
 
 mod coerce;
+mod instance;
+
+use instance::Tree;
 
 pub use coerce::coerce;
 
@@ -30,7 +33,12 @@ const EXTENSION_PATTERN: &str = "^x-";
 
 static SCHEMA: LazyLock<Json> = LazyLock::new(generate);
 
-/// The validator is compiled once; a failure is berth's bug, reported as a diagnostic rather than a panic.
+/// The validators are compiled once; a failure is berth's bug, reported as a diagnostic rather than a panic.
+/// This one reads the tree in place ([`instance`]) and answers whether a project is valid.
+static TREE_VALIDATOR: LazyLock<Result<jsonschema::Validator<Tree>, String>> =
+    LazyLock::new(|| jsonschema::options_for::<Tree>().build(schema()).map_err(|e| e.to_string()));
+
+/// This one reads the tree's JSON and reports each error; only an invalid project needs it.
 static VALIDATOR: LazyLock<Result<jsonschema::Validator, String>> =
     LazyLock::new(|| jsonschema::validator_for(schema()).map_err(|e| e.to_string()));
 
@@ -239,22 +247,19 @@ fn schema_at<'a>(root_node: &Node, path: &[String], root: &'a Json) -> Vec<&'a J
 /// offending node (or key), saying what is expected; unknown keys come with a "did you mean" hint. Sorted by
 /// file, line and column.
 pub fn validate(node: &Node) -> Vec<Diagnostic> {
+    // Most projects are valid: the yes/no check on the tree itself stops early, collects nothing and copies
+    // nothing. Only an invalid project pays for its JSON and the walk that gathers every error.
+    match &*TREE_VALIDATOR {
+        Ok(validator) if validator.is_valid(node) => return Vec::new(),
+        Ok(_) => {}
+        Err(e) => return vec![does_not_compile(node, e)],
+    }
     let validator = match &*VALIDATOR {
         Ok(v) => v,
-        Err(e) => {
-            return vec![
-                Diagnostic::new(node.span.clone(), format!("berth's compose schema does not compile: {e}"))
-                    .with_hint("this is a bug in berth; please report it"),
-            ];
-        }
+        Err(e) => return vec![does_not_compile(node, e)],
     };
     let instance = node.to_json();
     let mut diags = Vec::new();
-    // The yes/no check stops early and collects nothing: most projects are valid, and only an invalid one needs
-    // the (slower) walk that gathers every error.
-    if validator.is_valid(&instance) {
-        return diags;
-    }
     for error in validator.iter_errors(&instance) {
         report(node, &error, &mut diags);
     }
@@ -263,6 +268,11 @@ pub fn validate(node: &Node) -> Vec<Diagnostic> {
     });
     diags.dedup();
     diags
+}
+
+fn does_not_compile(node: &Node, error: &str) -> Diagnostic {
+    Diagnostic::new(node.span.clone(), format!("berth's compose schema does not compile: {error}"))
+        .with_hint("this is a bug in berth; please report it")
 }
 
 fn instance_path(error: &ValidationError<'_>) -> Vec<String> {
