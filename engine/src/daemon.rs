@@ -43,6 +43,13 @@ pub async fn run(paths: Paths, options: Options) -> Result<(), DaemonError> {
         crate::runtime::record::Containers::open(&paths.root).map_err(|e| DaemonError::Store(e.to_string()))?;
     let mut state = AppState::new(paths.clone(), images, containers);
     state.registry.insecure_registries = options.insecure_registries;
+    // Containers that ran while berthd was away: record exits that happened, watch the ones still running.
+    state.runtime.reconcile().await;
+    for r in state.containers.list() {
+        if r.state.status == crate::runtime::record::Status::Running {
+            crate::api::containers::spawn_watcher(&state, &r.id);
+        }
+    }
     let app = tower::util::MapRequestLayer::new(api::strip_version_prefix).layer(api::router(state));
     // Tests and scripts stop this daemon by its pid file.
     let pid_file = paths.run_dir.join("berthd.pid");

@@ -80,6 +80,9 @@ fn start_berthd(paths: &Paths) -> Result<(), String> {
         .stderr(log2)
         // Its own process group: a Ctrl-C meant for this command must not stop the daemon.
         .process_group(0)
+        // fork+exec rather than posix_spawn, which leaves glibc's signals 32 and 33 ignored in the daemon and so
+        // in every container it starts.
+        .gid(nix::unistd::getgid().as_raw())
         .spawn()
         .map_err(|e| format!("error: cannot start {}: {e}", binary.display()))?;
     Ok(())

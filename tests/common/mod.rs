@@ -2,6 +2,7 @@
 //! stopped on drop), the `docker` CLI pointed at it, and the busybox test image.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -35,6 +36,8 @@ impl Berth {
 
     pub fn berth(&self, args: &[&str]) -> Output {
         let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+            // fork+exec (see src/cli/engine.rs): posix_spawn would leave signals 32 and 33 ignored down the line.
+            .gid(nix::unistd::getgid().as_raw())
             .arg("--root")
             .arg(self.root())
             .arg("--run-dir")

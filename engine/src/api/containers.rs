@@ -1,5 +1,5 @@
-//! Container endpoints of the Docker Engine API: create, list (with filters), inspect, rename, remove.
-//! Starting, stopping and the rest go through berth-shim and arrive with the container runtime.
+//! Container endpoints of the Docker Engine API: create, list (with filters), inspect, rename, start, stop,
+//! kill, restart, wait, remove. Running goes through [`crate::runtime::lifecycle`] and berth-shim.
 
 use std::collections::HashMap;
 
@@ -13,7 +13,23 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use crate::runtime::config::parse_create_body;
+use crate::runtime::lifecycle::RunError;
 use crate::runtime::record::{ContainerError, ContainerRecord, Status};
+
+impl From<RunError> for ApiError {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::Container(c) => c.into(),
+            RunError::NotRunning(_) | RunError::AlreadyRunning(_) => ApiError::conflict(e.to_string()),
+            // The docker CLI turns "executable file not found" into exit status 127, as for Docker.
+            RunError::StartFailed { message, exit_code: 127 } if !message.contains("executable file not found") => {
+                ApiError::bad_request(format!("{message} (exec: executable file not found in $PATH)"))
+            }
+            RunError::StartFailed { .. } => ApiError::bad_request(e.to_string()),
+            RunError::Setup(_) => ApiError::internal(e.to_string()),
+        }
+    }
+}
 
 type Params = Query<HashMap<String, String>>;
 
@@ -179,27 +195,139 @@ pub fn inspect_json(r: &ContainerRecord) -> Value {
 pub async fn get(State(state): State<AppState>, Path((id, verb)): Path<(String, String)>) -> ApiResult<Response> {
     let record = state.containers.get(&id)?;
     match verb.as_str() {
-        "json" => Ok(Json(inspect_json(&record)).into_response()),
+        "json" => {
+            state.runtime.refresh(&record.id).await;
+            let record = state.containers.get(&record.id)?;
+            Ok(Json(inspect_json(&record)).into_response())
+        }
         other => Err(ApiError::not_found(format!("page not found: /containers/{id}/{other}"))),
     }
 }
 
-/// `POST /containers/{id}/rename?name=`.
+/// `POST /containers/{id}/{rename,start,stop,kill,restart,wait,attach}`.
 pub async fn post(
     State(state): State<AppState>,
     Path((id, verb)): Path<(String, String)>,
     Query(params): Params,
 ) -> ApiResult<Response> {
+    let timeout = params.get("t").and_then(|t| t.parse::<u64>().ok()).map(std::time::Duration::from_secs);
     match verb.as_str() {
         "rename" => {
             let name = params.get("name").ok_or_else(|| ApiError::bad_request("missing parameter: name"))?;
             state.containers.rename(&id, name)?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        other => Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            format!("/containers/{{id}}/{other} is not available yet: running containers arrives with berth-shim"),
-        )),
+        "start" => {
+            let record = state.containers.get(&id)?;
+            state.runtime.refresh(&record.id).await;
+            if state.containers.get(&record.id)?.state.status == Status::Running {
+                return Ok(StatusCode::NOT_MODIFIED.into_response());
+            }
+            state.runtime.start(&record.id).await?;
+            spawn_watcher(&state, &record.id);
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        "stop" => {
+            let record = state.containers.get(&id)?;
+            state.runtime.refresh(&record.id).await;
+            if !matches!(state.containers.get(&record.id)?.state.status, Status::Running | Status::Paused) {
+                return Ok(StatusCode::NOT_MODIFIED.into_response());
+            }
+            state.runtime.stop(&record.id, timeout).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        "kill" => {
+            let signal = params.get("signal").filter(|s| !s.is_empty()).cloned().unwrap_or_else(|| "KILL".into());
+            state.runtime.kill(&id, &signal).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        "restart" => {
+            let record = state.containers.get(&id)?;
+            state.runtime.stop(&record.id, timeout).await?;
+            state.runtime.start(&record.id).await?;
+            spawn_watcher(&state, &record.id);
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        "wait" => wait(state, &id, params.get("condition").map(String::as_str).unwrap_or("not-running")).await,
+        other => {
+            Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, format!("/containers/{{id}}/{other} is not available yet")))
+        }
+    }
+}
+
+/// Record the exit of a started container as soon as it happens, and remove it then when it has AutoRemove.
+pub fn spawn_watcher(state: &AppState, id: &str) {
+    let state = state.clone();
+    let id = id.to_string();
+    tokio::spawn(async move {
+        let _ = state.runtime.wait(&id).await;
+        if let Ok(r) = state.containers.get(&id)
+            && r.host_config.auto_remove
+            && r.state.status == Status::Exited
+        {
+            // Its output goes to attached clients from the log file: remove once they have it all (bounded).
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while state.attached(&id) && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            let _ = state.containers.remove(&id);
+        }
+    });
+}
+
+/// `POST /containers/{id}/wait?condition=not-running|next-exit|removed`: `{"StatusCode": n}` once it holds.
+///
+/// The headers go out at once and the body when the condition holds, as Docker does: the docker CLI waits for
+/// the headers of this request before it starts the container.
+async fn wait(state: AppState, id: &str, condition: &str) -> ApiResult<Response> {
+    let record = state.containers.get(id)?;
+    let condition = condition.to_string();
+    let body = futures_util::stream::once(async move {
+        let result = wait_for(&state, &record, &condition).await;
+        let error = state.containers.get(&record.id).ok().map(|r| r.state.error).filter(|e| !e.is_empty());
+        let v = match result {
+            Ok(code) => json!({"StatusCode": code, "Error": error.map(|m| json!({"Message": m}))}),
+            Err(e) => json!({"StatusCode": -1, "Error": {"Message": e.to_string()}}),
+        };
+        Ok::<axum::body::Bytes, std::convert::Infallible>(axum::body::Bytes::from(v.to_string() + "\n"))
+    });
+    Ok(([("Content-Type", "application/json")], axum::body::Body::from_stream(body)).into_response())
+}
+
+async fn wait_for(state: &AppState, record: &ContainerRecord, condition: &str) -> Result<i64, RunError> {
+    match condition {
+        "removed" => {
+            // Polled: the watcher records the exit and removes the container; this only observes.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(24 * 3600);
+            loop {
+                let Ok(r) = state.containers.get(&record.id) else {
+                    return Ok(state.containers.removed_exit(&record.id).unwrap_or(0));
+                };
+                match r.state.status {
+                    Status::Running | Status::Paused | Status::Restarting => {
+                        let _ = state.runtime.wait(&record.id).await;
+                    }
+                    Status::Exited | Status::Dead if !r.host_config.auto_remove => return Ok(r.state.exit_code),
+                    Status::Created if !r.state.error.is_empty() => return Ok(r.state.exit_code),
+                    _ => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+                }
+                if std::time::Instant::now() > deadline {
+                    return Ok(r.state.exit_code);
+                }
+            }
+        }
+        "next-exit" => {
+            // Not started yet: first wait for the start (the client starts it right after this request).
+            while state
+                .containers
+                .get(&record.id)
+                .is_ok_and(|r| r.state.status == Status::Created && r.state.error.is_empty())
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            state.runtime.wait(&record.id).await
+        }
+        _ => state.runtime.wait(&record.id).await,
     }
 }
 
@@ -210,13 +338,18 @@ pub async fn delete(
     Query(params): Params,
 ) -> ApiResult<Response> {
     let record = state.containers.get(&id)?;
-    if matches!(record.state.status, Status::Running | Status::Paused | Status::Restarting) && !truthy(&params, "force")
-    {
-        return Err(ApiError::conflict(format!(
-            "cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
-            record.name,
-            record.state.status.as_str()
-        )));
+    state.runtime.refresh(&record.id).await;
+    let record = state.containers.get(&record.id)?;
+    if matches!(record.state.status, Status::Running | Status::Paused | Status::Restarting) {
+        if !truthy(&params, "force") {
+            return Err(ApiError::conflict(format!(
+                "cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
+                record.name,
+                record.state.status.as_str()
+            )));
+        }
+        let _ = state.runtime.kill(&record.id, "KILL").await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), state.runtime.wait(&record.id)).await;
     }
     state.containers.remove(&record.id)?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -7,6 +7,7 @@ pub mod archives;
 pub mod containers;
 pub mod error;
 pub mod images;
+pub mod logs;
 pub mod system;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::image::Digest;
 use crate::image::store::ImageStore;
 use crate::paths::Paths;
 use crate::registry::{Puller, RegistryOptions};
+use crate::runtime::lifecycle::Runtime;
 use crate::runtime::record::Containers;
 
 /// The API version berthd speaks (Docker 27's); clients negotiate down to it.
@@ -34,6 +36,9 @@ pub struct AppState {
     /// Transport and credentials defaults for registries.
     pub registry: RegistryOptions,
     pub containers: Arc<Containers>,
+    pub runtime: Arc<Runtime>,
+    /// Attach sessions per container: an AutoRemove container is removed only once its output was delivered.
+    pub attachers: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 impl AppState {
@@ -43,12 +48,16 @@ impl AppState {
             auth_files: crate::registry::auth::default_auth_files(Some(&paths.root)),
             ..Default::default()
         };
+        let containers = Arc::new(containers);
+        let runtime = Arc::new(Runtime::new(paths.clone(), images.clone(), containers.clone()));
         AppState {
             paths: Arc::new(paths),
             puller: Arc::new(Puller::new(images.clone())),
             images,
             registry,
-            containers: Arc::new(containers),
+            containers,
+            runtime,
+            attachers: Default::default(),
         }
     }
 
@@ -73,9 +82,27 @@ pub fn router(state: AppState) -> Router {
         .route("/images/{*rest}", get(images::get).post(images::post).delete(images::delete))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))
+        .route("/containers/{id}/logs", get(logs::logs))
+        .route("/containers/{id}/attach", post(logs::attach))
         .route("/containers/{id}/{verb}", get(containers::get).post(containers::post))
         .route("/containers/{id}", axum::routing::delete(containers::delete))
         .with_state(state)
+}
+
+impl AppState {
+    /// Count an attach session of container `id` in or out.
+    pub fn attach_count(&self, id: &str, delta: isize) {
+        let mut map = self.attachers.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(id.to_string()).or_insert(0);
+        *n = n.saturating_add_signed(delta);
+        if *n == 0 {
+            map.remove(id);
+        }
+    }
+
+    pub fn attached(&self, id: &str) -> bool {
+        self.attachers.lock().unwrap_or_else(|e| e.into_inner()).contains_key(id)
+    }
 }
 
 /// `/v1.47/containers/json` → `/containers/json`. Runs before routing (it wraps the router).

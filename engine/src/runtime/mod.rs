@@ -2,4 +2,5 @@
 //! all containers with their state ([`record`]). Running them goes through `berth-shim` (one per container).
 
 pub mod config;
+pub mod lifecycle;
 pub mod record;

@@ -151,7 +151,12 @@ pub fn generated_name(id: &str) -> String {
 pub struct Containers {
     dir: PathBuf,
     table: RwLock<BTreeMap<String, ContainerRecord>>,
+    /// Exit codes of recently removed containers: a `wait?condition=removed` may look after the removal.
+    removed: std::sync::Mutex<std::collections::VecDeque<(String, i64)>>,
 }
+
+/// How many removed containers' exit codes are remembered.
+const REMEMBERED_EXITS: usize = 256;
 
 impl Containers {
     /// Read every record under `<root>/containers`; a record that cannot be read is logged and left alone.
@@ -176,7 +181,7 @@ impl Containers {
                 Err(e) => tracing::warn!(path = %path.display(), error = %e, "unreadable container record"),
             }
         }
-        Ok(Containers { dir, table: RwLock::new(table) })
+        Ok(Containers { dir, table: RwLock::new(table), removed: Default::default() })
     }
 
     pub fn container_dir(&self, id: &str) -> PathBuf {
@@ -279,7 +284,19 @@ impl Containers {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(source) => return Err(ContainerError::Io { op: "remove", path: dir, source }),
         }
-        table.remove(&id).ok_or_else(|| ContainerError::NotFound(key.to_string()))
+        let record = table.remove(&id).ok_or_else(|| ContainerError::NotFound(key.to_string()))?;
+        let mut removed = self.removed.lock().unwrap_or_else(|e| e.into_inner());
+        if removed.len() == REMEMBERED_EXITS {
+            removed.pop_front();
+        }
+        removed.push_back((record.id.clone(), record.state.exit_code));
+        Ok(record)
+    }
+
+    /// The exit code of a container removed lately.
+    pub fn removed_exit(&self, id: &str) -> Option<i64> {
+        let removed = self.removed.lock().unwrap_or_else(|e| e.into_inner());
+        removed.iter().rev().find(|(i, _)| i == id).map(|(_, code)| *code)
     }
 
     /// Whether any container was created from this image (it may not be removed without force).

@@ -1,0 +1,467 @@
+//! Running containers: start (rootfs, spec, shim), wait, kill, stop, and reading the exit the shim recorded.
+//!
+//! # Expected flow
+//! `start`: unpack the image's layers once, mount the overlay rootfs at `containers/<id>/rootfs`, write the OCI
+//! bundle (`containers/<id>/bundle/config.json`), then exec `berth-shim start`, which answers with one JSON line
+//! once the container runs (or why it could not). The shim outlives berthd; berthd talks to it over
+//! `containers/<id>/shim/control.sock` (line JSON: `kill`, `wait`, `state`) and reads `exit.json` when it is gone.
+//!
+//! # Guarantees
+//! A failure before the container runs leaves it `created` with Docker's exit code (127 command not found, 126
+//! not executable) and its rootfs unmounted. An exit is recorded once, whoever notices it first.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+use super::config::HostConfig;
+use super::record::{ContainerRecord, Containers, Status, now_rfc3339};
+use crate::container::spec::{self, ContainerSpecInput, HostFacts, MountInput, NetworkMode, Resources};
+use crate::image::store::ImageStore;
+use crate::image::{Digest, rootfs};
+use crate::paths::Paths;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Container(#[from] super::record::ContainerError),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
+    /// The container could not be started; it stays `created` with `exit_code`.
+    #[error("{message}")]
+    StartFailed { message: String, exit_code: i64 },
+    #[error("{0}")]
+    Setup(String),
+}
+
+type Result<T> = std::result::Result<T, RunError>;
+
+/// How long `berth-shim start` may take to say whether the container runs.
+const SHIM_START_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn setup(what: &str, e: impl std::fmt::Display) -> RunError {
+    RunError::Setup(format!("{what}: {e}"))
+}
+
+pub struct Runtime {
+    pub paths: Paths,
+    pub images: Arc<ImageStore>,
+    pub containers: Arc<Containers>,
+    facts: HostFacts,
+    shim: PathBuf,
+}
+
+impl Runtime {
+    pub fn new(paths: Paths, images: Arc<ImageStore>, containers: Arc<Containers>) -> Runtime {
+        Runtime { paths, images, containers, facts: HostFacts::probe(), shim: shim_binary() }
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.containers.container_dir(id)
+    }
+
+    fn shim_dir(&self, id: &str) -> PathBuf {
+        self.dir(id).join("shim")
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.dir(id).join(format!("{id}-json.log"))
+    }
+
+    /// Start a created or exited container.
+    pub async fn start(&self, key: &str) -> Result<ContainerRecord> {
+        let record = self.containers.get(key)?;
+        self.refresh(&record.id).await;
+        let record = self.containers.get(&record.id)?;
+        if matches!(record.state.status, Status::Running | Status::Paused) {
+            return Err(RunError::AlreadyRunning(record.name));
+        }
+        let id = record.id.clone();
+        self.containers.update(&id, |r| r.state.error.clear())?;
+        let rootfs_dir = match self.prepare_rootfs(&record) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = self.containers.update(&id, |r| r.state.error = e.to_string());
+                return Err(e);
+            }
+        };
+        let bundle = match self.write_bundle(&record, &rootfs_dir) {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = rootfs::unmount(&rootfs_dir);
+                let _ = self.containers.update(&id, |r| r.state.error = e.to_string());
+                return Err(e);
+            }
+        };
+        match self.run_shim(&record, &bundle).await {
+            Ok(init_pid) => Ok(self.containers.update(&id, |r| {
+                r.state.status = Status::Running;
+                r.state.pid = init_pid;
+                r.state.exit_code = 0;
+                r.state.error.clear();
+                r.state.oom_killed = false;
+                r.state.started_at = now_rfc3339();
+                r.state.finished_at.clear();
+            })?),
+            Err((message, exit_code)) => {
+                let _ = rootfs::unmount(&rootfs_dir);
+                self.containers.update(&id, |r| {
+                    r.state.exit_code = exit_code;
+                    r.state.error = message.clone();
+                })?;
+                Err(RunError::StartFailed { message, exit_code })
+            }
+        }
+    }
+
+    /// Layers unpacked once, overlay mounted at `containers/<id>/rootfs` with the container's upper and work dirs.
+    fn prepare_rootfs(&self, record: &ContainerRecord) -> Result<PathBuf> {
+        let image_id = record.image_id.as_ref().map(Digest::to_string).unwrap_or_else(|| record.image.clone());
+        let image = self.images.resolve(&image_id).map_err(|e| setup("image", e))?;
+        let lowers = self.images.ensure_unpacked(&image).map_err(|e| setup("image layers", e))?;
+        let dir = self.dir(&record.id);
+        let (upper, work, target) = (dir.join("upper"), dir.join("work"), dir.join("rootfs"));
+        for d in [&upper, &work, &target] {
+            std::fs::create_dir_all(d).map_err(|e| setup(&d.display().to_string(), e))?;
+        }
+        // A rootfs left mounted by a crash is unmounted first: the overlay is remounted from the same dirs.
+        let _ = rootfs::unmount(&target);
+        rootfs::mount_overlay(&lowers, &upper, &work, &target).map_err(|e| setup("rootfs", e))?;
+        Ok(target)
+    }
+
+    /// The OCI bundle: config.json from the record and the image config, plus /etc/hosts, resolv.conf, hostname.
+    fn write_bundle(&self, record: &ContainerRecord, rootfs_dir: &Path) -> Result<PathBuf> {
+        let bundle = self.dir(&record.id).join("bundle");
+        std::fs::create_dir_all(&bundle).map_err(|e| setup("bundle", e))?;
+        let input = self.spec_input(record, &bundle)?;
+        let spec = spec::build_spec_with(&input, rootfs_dir, &self.facts)
+            .map_err(|e| RunError::StartFailed { message: e.to_string(), exit_code: 128 })?;
+        let json = serde_json::to_vec_pretty(&spec).map_err(|e| setup("config.json", e))?;
+        write_atomic(&bundle.join("config.json"), &json).map_err(|e| setup("config.json", e))?;
+        Ok(bundle)
+    }
+
+    fn spec_input(&self, record: &ContainerRecord, bundle: &Path) -> Result<ContainerSpecInput> {
+        let c = &record.config;
+        let h = &record.host_config;
+        let image_id = record.image_id.as_ref().map(Digest::to_string).unwrap_or_else(|| record.image.clone());
+        let image = self.images.resolve(&image_id).map_err(|e| setup("image", e))?;
+        let hostname = if c.hostname.is_empty() { record.id[..12].to_string() } else { c.hostname.clone() };
+        let hosts = bundle.join("hosts");
+        let hosts_text = format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname} {}\n",
+            record.name
+        );
+        std::fs::write(&hosts, hosts_text).map_err(|e| setup("hosts", e))?;
+        let hostname_file = bundle.join("hostname");
+        std::fs::write(&hostname_file, format!("{hostname}\n")).map_err(|e| setup("hostname", e))?;
+        let resolv = bundle.join("resolv.conf");
+        // The host's resolvers until berth-netd gives the container its own (issue #5).
+        let host_resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
+        std::fs::write(&resolv, host_resolv).map_err(|e| setup("resolv.conf", e))?;
+        Ok(ContainerSpecInput {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            hostname: Some(hostname),
+            domainname: (!c.domainname.is_empty()).then(|| c.domainname.clone()),
+            image_config: image.config.config().clone(),
+            env: c.env.clone(),
+            entrypoint: c.entrypoint.clone(),
+            cmd: c.cmd.clone(),
+            working_dir: (!c.working_dir.is_empty()).then(|| c.working_dir.clone()),
+            user: (!c.user.is_empty()).then(|| c.user.clone()),
+            stop_signal: c.stop_signal.clone(),
+            tty: c.tty,
+            open_stdin: c.open_stdin,
+            privileged: h.privileged,
+            read_only_rootfs: h.readonly_rootfs,
+            cap_add: h.cap_add.clone(),
+            cap_drop: h.cap_drop.clone(),
+            security_opt: h.security_opt.clone(),
+            sysctls: h.sysctls.clone(),
+            shm_size: (h.shm_size > 0).then_some(h.shm_size as u64),
+            resources: resources(h),
+            mounts: mounts(h)?,
+            network: match h.network_mode.as_deref() {
+                Some("host") => NetworkMode::Host,
+                _ => NetworkMode::None,
+            },
+            hosts_file: Some(hosts),
+            resolv_conf: Some(resolv),
+            hostname_file: Some(hostname_file),
+            ..Default::default()
+        })
+    }
+
+    /// `berth-shim start …`: its one JSON line says whether the container runs.
+    async fn run_shim(&self, record: &ContainerRecord, bundle: &Path) -> std::result::Result<i64, (String, i64)> {
+        let id = &record.id;
+        let shim_dir = self.shim_dir(id);
+        // A previous run's records must not be mistaken for this one's.
+        let _ = std::fs::remove_dir_all(&shim_dir);
+        let mut cmd = tokio::process::Command::new(&self.shim);
+        // Setting the gid makes the standard library fork+exec instead of posix_spawn, which would hand the
+        // shim (and so every container) the runtime's ignored real-time signals.
+        cmd.gid(nix::unistd::getgid().as_raw());
+        cmd.arg("start")
+            .arg("--id")
+            .arg(id)
+            .arg("--bundle")
+            .arg(bundle)
+            .arg("--state-dir")
+            .arg(&shim_dir)
+            .arg("--runtime-root")
+            .arg(self.paths.run_dir.join("runc"))
+            .arg("--log-path")
+            .arg(self.log_path(id));
+        if let Some(log) = &record.host_config.log_config {
+            if let Some(size) = log.config.get("max-size") {
+                cmd.arg("--log-max-size").arg(size);
+            }
+            if let Some(files) = log.config.get("max-file") {
+                cmd.arg("--log-max-file").arg(files);
+            }
+        }
+        if record.config.open_stdin {
+            cmd.arg("--stdin");
+        }
+        // Unix socket paths are limited to 107 bytes: the control socket lives under the run dir, not the root.
+        let sockets = self.paths.run_dir.join("s");
+        let _ = std::fs::create_dir_all(&sockets);
+        cmd.arg("--control-socket").arg(self.control_socket(id));
+        // Only the first line is awaited: the shim that stays behind may keep the pipe open as long as it lives.
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .stdin(std::process::Stdio::null());
+        let mut child = cmd.spawn().map_err(|e| (format!("cannot run {}: {e}", self.shim.display()), 128))?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let mut reader = BufReader::new(out);
+            let read = tokio::time::timeout(SHIM_START_TIMEOUT, reader.read_line(&mut line)).await;
+            if read.is_err() {
+                let _ = child.start_kill();
+                return Err((format!("berth-shim gave no answer within {}s", SHIM_START_TIMEOUT.as_secs()), 128));
+            }
+        }
+        let _ = tokio::time::timeout(SHIM_START_TIMEOUT, child.wait()).await;
+        let ready: Value = serde_json::from_str(line.trim()).unwrap_or(Value::Null);
+        match ready.get("type").and_then(Value::as_str) {
+            Some("started") => Ok(ready.get("init_pid").and_then(Value::as_i64).unwrap_or(0)),
+            Some("failed") => Err((
+                ready.get("error").and_then(Value::as_str).unwrap_or("the container failed to start").to_string(),
+                ready.get("exit_code").and_then(Value::as_i64).unwrap_or(128),
+            )),
+            _ => Err((format!("berth-shim failed: {}", line.trim()), 128)),
+        }
+    }
+
+    fn control_socket(&self, id: &str) -> PathBuf {
+        self.paths.run_dir.join("s").join(format!("{id}.sock"))
+    }
+
+    /// One request to the container's shim; `None` when the shim is gone.
+    async fn ask_shim(&self, id: &str, request: Value) -> Option<Value> {
+        let sock = self.control_socket(id);
+        let mut stream = UnixStream::connect(&sock).await.ok()?;
+        let mut line = request.to_string();
+        line.push('\n');
+        stream.write_all(line.as_bytes()).await.ok()?;
+        let mut reader = BufReader::new(stream);
+        let mut answer = String::new();
+        reader.read_line(&mut answer).await.ok()?;
+        serde_json::from_str(&answer).ok()
+    }
+
+    /// The exit the shim recorded, if the container has exited.
+    fn exit_record(&self, id: &str) -> Option<Value> {
+        let bytes = std::fs::read(self.shim_dir(id).join("exit.json")).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Bring a running record up to date with its shim: record the exit once it happened.
+    pub async fn refresh(&self, id: &str) {
+        let Ok(record) = self.containers.get(id) else { return };
+        if !matches!(record.state.status, Status::Running | Status::Paused | Status::Restarting) {
+            return;
+        }
+        if let Some(exit) = self.exit_record(&record.id) {
+            self.record_exit(&record.id, &exit);
+        } else if self.ask_shim(&record.id, json!({"cmd": "state"})).await.is_none() {
+            // Neither a shim nor an exit record: the shim died with the container (or the host rebooted).
+            self.record_exit(&record.id, &json!({"exit_code": 255, "error": "the container's shim is gone"}));
+        }
+    }
+
+    fn record_exit(&self, id: &str, exit: &Value) {
+        let _ = rootfs::unmount(&self.dir(id).join("rootfs"));
+        let _ = self.containers.update(id, |r| {
+            if !matches!(r.state.status, Status::Running | Status::Paused | Status::Restarting) {
+                return;
+            }
+            r.state.status = Status::Exited;
+            r.state.pid = 0;
+            r.state.exit_code = exit.get("exit_code").and_then(Value::as_i64).unwrap_or(255);
+            r.state.oom_killed = exit.get("oom_killed").and_then(Value::as_bool).unwrap_or(false);
+            r.state.finished_at =
+                exit.get("finished_at").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(now_rfc3339);
+            if let Some(e) = exit.get("error").and_then(Value::as_str) {
+                r.state.error = e.to_string();
+            }
+        });
+    }
+
+    /// Block until the container is not running; its exit code.
+    pub async fn wait(&self, key: &str) -> Result<i64> {
+        let record = self.containers.get(key)?;
+        if matches!(record.state.status, Status::Running | Status::Paused | Status::Restarting) {
+            if let Some(answer) = self.ask_shim(&record.id, json!({"cmd": "wait"})).await
+                && answer.get("type").and_then(Value::as_str) == Some("exited")
+            {
+                self.record_exit(&record.id, &answer);
+            }
+            self.refresh(&record.id).await;
+        }
+        Ok(self.containers.get(&record.id)?.state.exit_code)
+    }
+
+    /// Send a signal to the container's init (`all` to every process in it).
+    pub async fn kill(&self, key: &str, signal: &str) -> Result<()> {
+        let record = self.containers.get(key)?;
+        self.refresh(&record.id).await;
+        let record = self.containers.get(&record.id)?;
+        if !matches!(record.state.status, Status::Running | Status::Paused) {
+            return Err(RunError::NotRunning(record.id));
+        }
+        let sig = signal.trim_start_matches("SIG");
+        let signal = match sig.parse::<i64>() {
+            Ok(n) => json!(n),
+            Err(_) => json!(sig),
+        };
+        match self.ask_shim(&record.id, json!({"cmd": "kill", "signal": signal})).await {
+            Some(a) if a.get("type").and_then(Value::as_str) == Some("error") => {
+                Err(RunError::Setup(a.get("message").and_then(Value::as_str).unwrap_or("kill failed").to_string()))
+            }
+            Some(_) => Ok(()),
+            None => {
+                self.refresh(&record.id).await;
+                Err(RunError::NotRunning(record.id))
+            }
+        }
+    }
+
+    /// The stop signal, then SIGKILL after `timeout` (Docker's default 10 s).
+    pub async fn stop(&self, key: &str, timeout: Option<Duration>) -> Result<()> {
+        let record = self.containers.get(key)?;
+        self.refresh(&record.id).await;
+        let record = self.containers.get(&record.id)?;
+        if !matches!(record.state.status, Status::Running | Status::Paused) {
+            return Ok(());
+        }
+        let timeout = timeout
+            .or_else(|| record.config.stop_timeout.map(|s| Duration::from_secs(s.max(0) as u64)))
+            .unwrap_or(Duration::from_secs(10));
+        let signal = record.config.stop_signal.clone().unwrap_or_else(|| "TERM".into());
+        let _ = self.kill(&record.id, &signal).await;
+        if tokio::time::timeout(timeout, self.wait(&record.id)).await.is_err() {
+            let _ = self.kill(&record.id, "KILL").await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.wait(&record.id)).await;
+        }
+        Ok(())
+    }
+
+    /// On berthd's start: every container that was running is checked against its shim.
+    pub async fn reconcile(&self) {
+        for r in self.containers.list() {
+            self.refresh(&r.id).await;
+        }
+    }
+}
+
+fn resources(h: &HostConfig) -> Resources {
+    Resources {
+        memory: h.memory,
+        memory_reservation: h.memory_reservation,
+        memory_swap: h.memory_swap,
+        nano_cpus: h.nano_cpus,
+        cpu_shares: h.cpu_shares,
+        cpu_period: h.cpu_period,
+        cpu_quota: h.cpu_quota,
+        cpuset_cpus: h.cpuset_cpus.clone(),
+        cpuset_mems: h.cpuset_mems.clone(),
+        pids_limit: h.pids_limit,
+        oom_score_adj: h.oom_score_adj.and_then(|v| i32::try_from(v).ok()),
+        ..Default::default()
+    }
+}
+
+/// `Binds` (`/src:/dst[:ro]`), `Tmpfs` (`/dst: opts`) and `Mounts` of type bind and tmpfs.
+fn mounts(h: &HostConfig) -> Result<Vec<MountInput>> {
+    let mut out = Vec::new();
+    for b in &h.binds {
+        let parts: Vec<&str> = b.split(':').collect();
+        let (src, dst, mode) = match parts.as_slice() {
+            [s, d] => (*s, *d, ""),
+            [s, d, m] => (*s, *d, *m),
+            _ => return Err(RunError::Setup(format!("invalid bind {b:?}: expected SRC:DST[:MODE]"))),
+        };
+        if !src.starts_with('/') {
+            return Err(RunError::Setup(format!("bind {b:?}: named volumes arrive with the volumes API")));
+        }
+        out.push(MountInput::Bind {
+            source: PathBuf::from(src),
+            target: dst.to_string(),
+            read_only: mode.split(',').any(|m| m == "ro"),
+            propagation: None,
+            non_recursive: false,
+        });
+    }
+    for (target, options) in &h.tmpfs {
+        let options = options.split(',').filter(|o| !o.is_empty()).map(str::to_owned).collect();
+        out.push(MountInput::Tmpfs { target: target.clone(), size: None, mode: None, read_only: false, options });
+    }
+    for m in &h.mounts {
+        match m.kind.as_str() {
+            "bind" => out.push(MountInput::Bind {
+                source: PathBuf::from(&m.source),
+                target: m.target.clone(),
+                read_only: m.read_only,
+                propagation: None,
+                non_recursive: false,
+            }),
+            "tmpfs" => out.push(MountInput::Tmpfs {
+                target: m.target.clone(),
+                size: None,
+                mode: None,
+                read_only: m.read_only,
+                options: Vec::new(),
+            }),
+            other => return Err(RunError::Setup(format!("mount type {other:?} arrives with the volumes API"))),
+        }
+    }
+    Ok(out)
+}
+
+/// berth-shim beside berthd (a cargo build, an install), else the one on PATH.
+fn shim_binary() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name("berth-shim"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("berth-shim"))
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
