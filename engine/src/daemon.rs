@@ -25,6 +25,9 @@ pub enum DaemonError {
     Serve(std::io::Error),
 }
 
+/// How long open requests may run on after SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// berthd's settings beyond where its files live.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -55,10 +58,22 @@ pub async fn run(paths: Paths, options: Options) -> Result<(), DaemonError> {
     let pid_file = paths.run_dir.join("berthd.pid");
     let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
     tracing::info!(socket = %socket.display(), root = %paths.root.display(), "berthd ready");
-    axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(DaemonError::Serve)?;
+    // On SIGTERM, open requests get a few seconds to finish (followers of logs and attachers may never do);
+    // containers are not affected either way: their shims keep them.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let serve = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let grace = async move {
+        let mut rx = stop_rx;
+        let _ = rx.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = serve => result.map_err(DaemonError::Serve)?,
+        () = grace => tracing::warn!("requests still open after {}s; exiting anyway", SHUTDOWN_GRACE.as_secs()),
+    }
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(&pid_file);
     tracing::info!("berthd stopped; containers keep running");
