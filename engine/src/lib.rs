@@ -10,3 +10,4 @@ pub mod image;
 pub mod paths;
 pub mod registry;
 pub mod runtime;
+pub mod time;

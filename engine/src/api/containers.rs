@@ -91,7 +91,7 @@ fn summary(r: &ContainerRecord) -> Value {
         "Image": r.image,
         "ImageID": r.image_id.as_ref().map(|d| d.to_string()).unwrap_or_default(),
         "Command": command_text(r),
-        "Created": crate::api::images::unix_seconds(Some(&r.created)),
+        "Created": crate::time::unix_seconds(Some(&r.created)),
         "Ports": [],
         "Labels": r.config.labels,
         "State": r.state.status.as_str(),

@@ -46,37 +46,7 @@ fn truthy(params: &HashMap<String, String>, key: &str) -> bool {
     params.get(key).is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True" | "yes"))
 }
 
-/// Seconds since the epoch of an RFC 3339 timestamp (`2024-01-02T03:04:05.123Z`), 0 when absent or malformed.
-/// Hand-written: only this one conversion is needed, not a date library.
-pub fn unix_seconds(rfc3339: Option<&str>) -> i64 {
-    let Some(s) = rfc3339 else { return 0 };
-    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok());
-    let (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(sec)) =
-        (num(0..4), num(5..7), num(8..10), num(11..13), num(14..16), num(17..19))
-    else {
-        return 0;
-    };
-    // Days from civil date (Howard Hinnant's algorithm).
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let mut secs = days * 86_400 + h * 3600 + mi * 60 + sec;
-    // A `+hh:mm` / `-hh:mm` offset after the seconds (and fraction).
-    if let Some(pos) = s.get(19..).and_then(|t| t.find(['+', '-'])) {
-        let off = &s[19 + pos..];
-        if let (Some(oh), Some(om)) =
-            (off.get(1..3).and_then(|x| x.parse::<i64>().ok()), off.get(4..6).and_then(|x| x.parse::<i64>().ok()))
-        {
-            let delta = oh * 3600 + om * 60;
-            secs += if off.starts_with('-') { delta } else { -delta };
-        }
-    }
-    secs
-}
+use crate::time::unix_seconds;
 
 fn familiar_tags(image: &Image) -> Vec<String> {
     image.repo_tags.iter().map(Reference::familiar).collect()
@@ -409,20 +379,5 @@ where
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
         ApiError::internal(e.to_string())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_to_unix() {
-        assert_eq!(unix_seconds(Some("1970-01-01T00:00:00Z")), 0);
-        assert_eq!(unix_seconds(Some("2024-02-29T12:00:00Z")), 1_709_208_000);
-        assert_eq!(unix_seconds(Some("2024-02-29T12:00:00.123456789Z")), 1_709_208_000);
-        assert_eq!(unix_seconds(Some("2024-02-29T14:00:00+02:00")), 1_709_208_000);
-        assert_eq!(unix_seconds(Some("garbage")), 0);
-        assert_eq!(unix_seconds(None), 0);
     }
 }

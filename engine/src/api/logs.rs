@@ -22,8 +22,8 @@ use tokio::sync::mpsc;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::images::unix_seconds;
 use crate::runtime::record::Status;
+use crate::time::unix_seconds;
 
 const POLL: Duration = Duration::from_millis(50);
 

@@ -19,11 +19,12 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 use super::config::HostConfig;
-use super::record::{ContainerRecord, Containers, Status, now_rfc3339};
+use super::record::{ContainerRecord, Containers, Status};
 use crate::container::spec::{self, ContainerSpecInput, HostFacts, MountInput, NetworkMode, Resources};
 use crate::image::store::ImageStore;
 use crate::image::{Digest, rootfs};
 use crate::paths::Paths;
+use crate::time::now_rfc3339;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

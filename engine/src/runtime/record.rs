@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{ContainerConfig, CreateBody, HostConfig};
 use crate::image::Digest;
+use crate::time::now_rfc3339;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
@@ -339,28 +340,6 @@ fn persist(dir: &Path, record: &ContainerRecord) -> Result<()> {
     Ok(())
 }
 
-/// The current time as RFC 3339 with nanoseconds, UTC. Hand-written to avoid a date crate for one format.
-pub fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    rfc3339(now.as_secs() as i64, now.subsec_nanos())
-}
-
-pub fn rfc3339(secs: i64, nanos: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,11 +382,5 @@ mod tests {
         b.host_config.restart_policy.name = "sometimes".into();
         assert!(matches!(c.create(None, b, None), Err(ContainerError::Invalid(_))));
         Ok(())
-    }
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339(1_709_208_000, 5), "2024-02-29T12:00:00.000000005Z");
     }
 }
