@@ -30,6 +30,12 @@ impl Berth {
         self.dir.path().join("run")
     }
 
+    /// This installation's own cgroup parent, removed on drop (so no test leaves cgroups behind).
+    pub fn cgroup_parent(&self) -> String {
+        let name = self.dir.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        format!("/{name}")
+    }
+
     pub fn socket(&self) -> PathBuf {
         self.run_dir().join("berth.sock")
     }
@@ -45,6 +51,7 @@ impl Berth {
             .args(args)
             .env_remove("BERTH_ROOT")
             .env_remove("BERTH_RUN_DIR")
+            .env("BERTH_CGROUP_PARENT", self.cgroup_parent())
             .output();
         out.unwrap_or_else(|e| panic!("cannot run berth: {e}"))
     }
@@ -74,6 +81,57 @@ impl Berth {
 
 impl Drop for Berth {
     fn drop(&mut self) {
+        self.stop_daemon();
+        // Whatever a failed test left running: the containers (every process in this berth's cgroups), their
+        // shims (found by the state directory in their command line), their mounts, then the cgroups.
+        let parent = self.cgroup_parent();
+        let parent = parent.trim_start_matches('/');
+        let pids_root = Path::new("/sys/fs/cgroup/pids").join(parent);
+        let mut pids: Vec<String> = Vec::new();
+        if let Ok(children) = std::fs::read_dir(&pids_root) {
+            for c in children.flatten() {
+                let tasks = std::fs::read_to_string(c.path().join("cgroup.procs")).unwrap_or_default();
+                pids.extend(tasks.lines().map(str::to_owned));
+            }
+        }
+        let marker = self.dir.path().to_string_lossy().into_owned();
+        if let Ok(procs) = std::fs::read_dir("/proc") {
+            for p in procs.flatten() {
+                let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+                if String::from_utf8_lossy(&cmdline).contains(&marker) {
+                    pids.push(p.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+        for pid in &pids {
+            let _ = Command::new("kill").arg("-KILL").arg(pid).status();
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut ours: Vec<&str> =
+            mounts.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&marker)).collect();
+        ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in ours {
+            let _ = Command::new("umount").arg("-l").arg(m).status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in hierarchies.flatten() {
+                let dir = h.path().join(parent);
+                if let Ok(children) = std::fs::read_dir(&dir) {
+                    for c in children.flatten() {
+                        while std::fs::remove_dir(c.path()).is_err() && c.path().exists() && Instant::now() < deadline {
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                    }
+                }
+                let _ = std::fs::remove_dir(&dir);
+            }
+        }
+    }
+}
+
+impl Berth {
+    fn stop_daemon(&self) {
         let pid_file = self.run_dir().join("berthd.pid");
         let Ok(pid) = std::fs::read_to_string(&pid_file) else { return };
         let pid = pid.trim().to_string();

@@ -56,11 +56,14 @@ pub struct Runtime {
     pub containers: Arc<Containers>,
     facts: HostFacts,
     shim: PathBuf,
+    /// Where container cgroups go (`BERTH_CGROUP_PARENT`, default `/berth`): tests give each berth its own.
+    cgroup_parent: String,
 }
 
 impl Runtime {
     pub fn new(paths: Paths, images: Arc<ImageStore>, containers: Arc<Containers>) -> Runtime {
-        Runtime { paths, images, containers, facts: HostFacts::probe(), shim: shim_binary() }
+        let cgroup_parent = std::env::var("BERTH_CGROUP_PARENT").unwrap_or_default();
+        Runtime { paths, images, containers, facts: HostFacts::probe(), shim: shim_binary(), cgroup_parent }
     }
 
     fn dir(&self, id: &str) -> PathBuf {
@@ -194,6 +197,7 @@ impl Runtime {
                 Some("host") => NetworkMode::Host,
                 _ => NetworkMode::None,
             },
+            cgroup_parent: self.cgroup_parent.clone(),
             hosts_file: Some(hosts),
             resolv_conf: Some(resolv),
             hostname_file: Some(hostname_file),
