@@ -1,6 +1,8 @@
 //! The typed client of berthd, bollard-like: `Client::connect_with_unix(path)` and one method per API call.
 //! The orchestrator and the e2e tests use it; it speaks plain HTTP/1.1 over the Unix socket.
 
+pub mod containers;
+
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
