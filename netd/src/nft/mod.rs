@@ -1,0 +1,1 @@
+//! nftables rules (work in progress).
