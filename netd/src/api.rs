@@ -90,6 +90,12 @@ pub struct EndpointRequest {
     pub dns_servers: Vec<String>,
     pub dns_search: Vec<String>,
     pub dns_options: Vec<String>,
+    /// compose `links` (`service` or `service:alias`): names only this container resolves.
+    pub links: Vec<String>,
+    /// Written into the hosts file with the container's address (default: its first name).
+    pub hostname: Option<String>,
+    /// compose `extra_hosts` (`name:ip`, `name=ip`, `name:host-gateway`), for the hosts file.
+    pub extra_hosts: Vec<String>,
 }
 
 /// An attached endpoint: what the container got.
@@ -110,13 +116,20 @@ pub struct Endpoint {
     pub gateway: Option<Ipv4Addr>,
     /// The network's DNS server (its gateway address).
     pub dns_server: Ipv4Addr,
-    /// What the container's /etc/resolv.conf should hold.
+    /// What the container's /etc/resolv.conf should hold: the DNS servers of every network it is on (this one
+    /// last), its search domains and options.
     pub resolv_conf: String,
+    /// What the container's /etc/hosts should hold.
+    #[serde(default)]
+    pub hosts: String,
     pub names: Vec<String>,
     pub aliases: Vec<String>,
     /// The container's own upstream servers (`dns`), for the DNS server to forward its queries to.
     #[serde(default)]
     pub dns_servers: Vec<String>,
+    /// Its `links`, for the DNS server.
+    #[serde(default)]
+    pub links: Vec<String>,
 }
 
 /// `POST /networks/{id}/disconnect`.

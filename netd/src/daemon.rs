@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::net::UnixListener;
 
 use crate::paths::Paths;
-use crate::service::{Netd, NetdError};
+use crate::service::{Netd, NetdError, Options};
 use crate::state::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +25,7 @@ pub enum DaemonError {
     Serve(std::io::Error),
 }
 
-pub async fn run(paths: Paths) -> Result<(), DaemonError> {
+pub async fn run(paths: Paths, options: Options) -> Result<(), DaemonError> {
     for dir in [paths.state_dir(), paths.run_dir.clone()] {
         std::fs::create_dir_all(&dir).map_err(|source| DaemonError::CreateDir { path: dir.clone(), source })?;
     }
@@ -34,7 +34,7 @@ pub async fn run(paths: Paths) -> Result<(), DaemonError> {
     if socket.exists() && tokio::net::UnixStream::connect(&socket).await.is_ok() {
         return Err(DaemonError::AlreadyRunning(socket));
     }
-    let netd = Arc::new(Netd::start(Store::new(&paths.state_dir())).await?);
+    let netd = Arc::new(Netd::start(Store::new(&paths.state_dir()), options).await?);
     let listener = bind(&socket).await?;
     let pid_file = paths.pid_file();
     // Tests and scripts stop this daemon by its pid file.

@@ -16,11 +16,11 @@ pub mod ids;
 #[cfg(feature = "daemon")]
 pub mod links;
 #[cfg(feature = "daemon")]
+pub mod naming;
+#[cfg(feature = "daemon")]
 pub mod nft;
 #[cfg(feature = "daemon")]
 pub mod paths;
-#[cfg(feature = "daemon")]
-pub mod resolv;
 #[cfg(feature = "daemon")]
 pub mod server;
 #[cfg(feature = "daemon")]

@@ -14,6 +14,7 @@ use crate::api::{DEFAULT_MTU, Endpoint, EndpointRequest, MTU_OPTION, Network, Ne
 use crate::ids;
 use crate::ipam::{self, Holders, IpamError, UsedSubnet};
 use crate::links::{self, BridgeSpec, HostLinks, LinkError, VethSpec};
+use crate::naming::{self, Naming, NamingError};
 use crate::state::{State, StateError, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,8 @@ pub enum NetdError {
     Link(#[from] LinkError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Naming(#[from] NamingError),
     #[error("{0}")]
     Internal(String),
 }
@@ -45,6 +48,9 @@ impl NetdError {
             NetdError::Ipam(IpamError::NoFreeSubnet | IpamError::Exhausted { .. }) => 503,
             NetdError::Ipam(_) => 400,
             NetdError::Link(LinkError::Netns { .. }) => 400,
+            NetdError::Naming(NamingError::Dns(crate::dns::DnsError::ExtraHost(..))) => 400,
+            NetdError::Naming(NamingError::BadServer(_) | NamingError::BadLink(_)) => 400,
+            NetdError::Naming(_) => 500,
             NetdError::Link(_) | NetdError::State(_) | NetdError::Internal(_) => 500,
         }
     }
@@ -80,6 +86,21 @@ struct Inner {
     state: State,
     store: Store,
     links: HostLinks,
+    naming: Naming,
+}
+
+/// netd's settings beyond where its files live.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The resolv.conf whose nameservers get the names berth does not own (`/etc/resolv.conf`; tests point it
+    /// at a stub on loopback so no query leaves the machine).
+    pub resolv_conf: std::path::PathBuf,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { resolv_conf: "/etc/resolv.conf".into() }
+    }
 }
 
 impl Inner {
@@ -94,6 +115,20 @@ impl Inner {
         Ok(())
     }
 
+    /// DNS servers for a container joining `net`: the gateways of the networks it is already on, then `net`'s.
+    fn nameservers_of(&self, container_id: &str, net: &Network) -> Vec<std::net::IpAddr> {
+        let mut joined: Vec<(&Network, &Endpoint)> = self
+            .state
+            .networks
+            .values()
+            .filter(|n| n.id != net.id)
+            .filter_map(|n| n.endpoints.get(container_id).map(|e| (n, e)))
+            .collect();
+        // eth0's network first: interface names grow in join order.
+        joined.sort_by_key(|(_, e)| e.interface.trim_start_matches("eth").parse::<u32>().unwrap_or(u32::MAX));
+        joined.iter().map(|(n, _)| n.gateway.into()).chain(std::iter::once(net.gateway.into())).collect()
+    }
+
     async fn make_bridge(&self, net: &Network) -> Result<(), NetdError> {
         let spec =
             BridgeSpec { name: &net.bridge, mtu: net.mtu, gateway: net.gateway, prefix_len: net.subnet.prefix_len() };
@@ -104,15 +139,31 @@ impl Inner {
 
 impl Netd {
     /// Open the state and bring the kernel in line with it (see `reconcile`).
-    pub async fn start(store: Store) -> Result<Netd, NetdError> {
+    pub async fn start(store: Store, options: Options) -> Result<Netd, NetdError> {
         let state = store.load()?;
         let links = HostLinks::new(store.instance_tag()?)?;
         if let Err(e) = crate::sysctl::host() {
             tracing::warn!("{e}; containers will not reach beyond their bridge");
         }
-        let netd = Netd { inner: Mutex::new(Inner { state, store, links }) };
+        let naming = Naming::new(&options.resolv_conf);
+        let netd = Netd { inner: Mutex::new(Inner { state, store, links, naming }) };
         netd.reconcile().await?;
+        netd.serve_names().await;
         Ok(netd)
+    }
+
+    /// After a (re)start: every network's DNS listener and every endpoint's names, from the state.
+    async fn serve_names(&self) {
+        let mut inner = self.inner.lock().await;
+        let networks: Vec<Network> = inner.state.networks.values().cloned().collect();
+        for net in &networks {
+            if let Err(e) = inner.naming.add_network(net).await {
+                tracing::warn!(network = %net.name, "no DNS on {}: {e}", net.gateway);
+            }
+            for ep in net.endpoints.values() {
+                inner.naming.add_endpoint(&net.id, ep);
+            }
+        }
     }
 
     /// After a restart: recreate missing bridges of known networks, forget endpoints whose namespace is gone
@@ -211,12 +262,14 @@ impl Netd {
         };
         let made = async {
             inner.make_bridge(&net).await?;
+            inner.naming.add_network(&net).await?;
             let mut next = inner.state.clone();
             next.networks.insert(id, net.clone());
             inner.commit(next)
         }
         .await;
         if let Err(e) = made {
+            inner.naming.remove_network(&net.id).await;
             let _ = inner.links.delete(&net.bridge).await;
             return Err(e);
         }
@@ -240,6 +293,7 @@ impl Netd {
         // Forget first, then delete: a bridge left by a failed delete is an orphan the next start removes, while
         // a record without its bridge would be recreated, which is not what the user asked for.
         inner.commit(next)?;
+        inner.naming.remove_network(&net.id).await;
         inner.links.delete(&net.bridge).await?;
         tracing::info!(network = %net.name, "network removed");
         Ok(())
@@ -267,6 +321,7 @@ impl Netd {
         }
         let address =
             ipam::allocate(&net.name, &net.subnet, &net.ip_range, &holders, req.ipv4_address, net.last_allocated)?;
+        naming::validate(&req, std::net::IpAddr::V4(net.gateway))?;
         let mac = match req.mac_address.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
             Some(m) => links::parse_mac(m).ok_or_else(|| {
                 NetdError::BadRequest(format!("invalid mac_address {m:?}: expected aa:bb:cc:dd:ee:ff (unicast)"))
@@ -300,10 +355,12 @@ impl Netd {
             mac_address: links::format_mac(&mac),
             gateway,
             dns_server: net.gateway,
-            resolv_conf: crate::resolv::render(net.gateway, &req.dns_search, &req.dns_options),
+            resolv_conf: inner.naming.resolv_conf(&inner.nameservers_of(&container_id, &net), &req),
+            hosts: inner.naming.hosts(address.into(), net.gateway.into(), &req),
             names: req.names,
             aliases: req.aliases,
             dns_servers: req.dns_servers,
+            links: req.links,
         };
         let mut next = inner.state.clone();
         if let Some(n) = next.networks.get_mut(&net.id) {
@@ -316,6 +373,7 @@ impl Netd {
             let _ = inner.links.delete(&host_veth).await;
             return Err(e);
         }
+        inner.naming.add_endpoint(&net.id, &endpoint);
         tracing::info!(network = %net.name, container = %endpoint.container_id, address = %address, "endpoint attached");
         Ok(endpoint)
     }
@@ -334,6 +392,8 @@ impl Netd {
             n.endpoints.remove(container_id);
         }
         inner.commit(next)?;
+        let last = !inner.state.networks.values().any(|n| n.endpoints.contains_key(container_id));
+        inner.naming.remove_endpoint(&net.id, container_id, last);
         // Deleting one end removes the pair; if the namespace died first the pair is gone already.
         inner.links.delete(&ep.host_veth).await?;
         tracing::info!(network = %net.name, container = %container_id, "endpoint detached; released {}", ep.ipv4_address);

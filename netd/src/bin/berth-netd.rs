@@ -16,14 +16,20 @@ struct Args {
     /// Socket directory (default /run/berth, or BERTH_RUN_DIR).
     #[arg(long)]
     run_dir: Option<PathBuf>,
+    /// The resolv.conf whose nameservers answer names outside berth, and whose search and options containers
+    /// inherit.
+    #[arg(long, env = "BERTH_NETD_RESOLV_CONF", default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
 }
 
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // hickory-server logs every query at info: too much for a resolver answering thousands a second.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hickory_server=warn"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     let args = Args::parse();
     let paths = Paths::resolve(args.root.as_deref(), args.run_dir.as_deref());
+    let options = berth_netd::service::Options { resolv_conf: args.resolv_conf };
     // Two workers: netd's work is a few netlink round trips per request, and the DNS listeners are light.
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
@@ -32,7 +38,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(berth_netd::daemon::run(paths)) {
+    match runtime.block_on(berth_netd::daemon::run(paths, options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("berth-netd: {e}");

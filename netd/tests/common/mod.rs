@@ -69,7 +69,12 @@ impl Netd {
             .open(self.dir.path().join("netd.log"))
             .unwrap_or_else(|e| panic!("log: {e}"));
         let err = log.try_clone().unwrap_or_else(|e| panic!("log: {e}"));
+        // Names outside berth go to a resolver on loopback that is not there: no query ever leaves the machine.
+        let resolv = self.dir.path().join("resolv.conf");
+        std::fs::write(&resolv, "nameserver 127.0.0.1\noptions timeout:1\n").unwrap_or_else(|e| panic!("{e}"));
         let child = Command::new(env!("CARGO_BIN_EXE_berth-netd"))
+            .arg("--resolv-conf")
+            .arg(&resolv)
             .arg("--root")
             .arg(self.root())
             .arg("--run-dir")
@@ -150,6 +155,23 @@ impl Netd {
     /// One ping from the namespace, a second try for a lost first packet (ARP).
     pub fn pings(&self, from: &str, to: &str) -> bool {
         (0..2).any(|_| self.exec(from, &["ping", "-c1", "-W1", to]).status.success())
+    }
+
+    /// `busybox nslookup <name> <server>` from a namespace: the IPv4 addresses of the answer (empty when the name
+    /// does not resolve).
+    pub fn lookup(&self, from: &str, name: &str, server: &str) -> Vec<String> {
+        let out = self.exec(from, &["busybox", "nslookup", "-type=a", name, server]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // The answer section follows the name; the server's own address comes first, before it.
+        text.split_once("Name:")
+            .map(|(_, answer)| {
+                answer
+                    .lines()
+                    .filter_map(|l| l.trim().strip_prefix("Address:").map(|a| a.trim().to_string()))
+                    .filter_map(|a| a.split_whitespace().next().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// This netd's ownership tag (the alias of every link it makes).
