@@ -60,8 +60,8 @@ fn sweep() {
     }
 }
 
-/// A bridge with a veth into a namespace: host side `<p>br` (`10.213.<n>.1/24`), namespace `<p>ns` with
-/// `10.213.<n>.2/24` and a default route via the bridge. Removed on drop.
+/// A bridge with a veth into a namespace: host side `<p>br` (`10.231.<n>.1/24`), namespace `<p>ns` with
+/// `10.231.<n>.2/24` and a default route via the bridge. Removed on drop.
 struct TestNet {
     n: u8,
     bridge: String,
@@ -103,18 +103,18 @@ impl TestNet {
     }
 
     fn gateway(&self) -> Ipv4Addr {
-        Ipv4Addr::new(10, 213, self.n, 1)
+        Ipv4Addr::new(10, 231, self.n, 1)
     }
 
     fn container(&self) -> Ipv4Addr {
-        Ipv4Addr::new(10, 213, self.n, 2)
+        Ipv4Addr::new(10, 231, self.n, 2)
     }
 
     fn rules(&self, internal: bool) -> NetworkRules {
         NetworkRules {
             id: format!("net{}", self.n),
             bridge: self.bridge.clone(),
-            subnets: vec![format!("10.213.{}.0/24", self.n).parse().expect("literal subnet")],
+            subnets: vec![format!("10.231.{}.0/24", self.n).parse().expect("literal subnet")],
             internal,
         }
     }
