@@ -2,7 +2,7 @@
 //! vocabulary (subnet, ip_range, gateway, aux_addresses) so berthd maps its `/networks` API onto them one to one.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use ipnet::Ipv4Net;
@@ -130,6 +130,9 @@ pub struct Endpoint {
     /// Its `links`, for the DNS server.
     #[serde(default)]
     pub links: Vec<String>,
+    /// Host ports forwarded to this endpoint.
+    #[serde(default)]
+    pub published: Vec<PublishedPort>,
 }
 
 /// `POST /networks/{id}/disconnect`.
@@ -148,7 +151,8 @@ pub enum Protocol {
     Udp,
 }
 
-/// `POST /ports/publish`: forward host ports to a container on one of its networks.
+/// `POST /ports/publish`: forward host ports to a container's address on one of its networks. A container
+/// publishes once (at start); publishing again needs an unpublish first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PortPublish {
@@ -158,15 +162,28 @@ pub struct PortPublish {
     pub ports: Vec<PortMapping>,
 }
 
-/// One published port or range (`host_ip:host_port-host_port_end:container_port-…/protocol`).
+/// One `ports:` entry (`host_ip:host_port[-end]:container_port[-end]/protocol`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PortMapping {
     pub protocol: Protocol,
-    /// Empty: every host address.
-    pub host_ip: Option<Ipv4Addr>,
-    /// None or 0: a free ephemeral port is chosen.
+    /// None: every host address.
+    pub host_ip: Option<IpAddr>,
+    /// None or 0: a free ephemeral port per container port.
     pub host_port: Option<u16>,
+    /// With `host_port`, an inclusive range: as long as the container range (port by port), or any length for a
+    /// single container port (the first free port of the range).
+    pub host_port_end: Option<u16>,
+    pub container_port: u16,
+    pub container_port_end: Option<u16>,
+}
+
+/// One host port forwarded to one container port (what publishing made).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedPort {
+    pub protocol: Protocol,
+    pub host_ip: Option<IpAddr>,
+    pub host_port: u16,
     pub container_port: u16,
 }
 

@@ -27,8 +27,8 @@ use serde::de::DeserializeOwned;
 use tokio::net::UnixStream;
 
 use crate::api::{
-    Endpoint, EndpointRemove, EndpointRequest, ErrorBody, Network, NetworkCreate, PortMapping, PortPublish,
-    PortUnpublish,
+    Endpoint, EndpointRemove, EndpointRequest, ErrorBody, Network, NetworkCreate, PortPublish, PortUnpublish,
+    PublishedPort,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -112,8 +112,8 @@ impl Client {
         self.call(Method::POST, &format!("/networks/{}/disconnect", segment(network)), Some(body)).await.map(|_| ())
     }
 
-    /// Publish ports; the answer has every host port filled in (ephemeral ones chosen by netd).
-    pub async fn publish(&self, req: &PortPublish) -> Result<Vec<PortMapping>, ClientError> {
+    /// Publish ports; the answer has one entry per host port (ranges expanded, ephemeral ports chosen).
+    pub async fn publish(&self, req: &PortPublish) -> Result<Vec<PublishedPort>, ClientError> {
         self.json(Method::POST, "/ports/publish", Some(req)).await
     }
 

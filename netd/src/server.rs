@@ -9,7 +9,7 @@
 //! DELETE /networks/{key}
 //! POST   /networks/{key}/connect    EndpointRequest -> Endpoint
 //! POST   /networks/{key}/disconnect EndpointRemove
-//! POST   /ports/publish   PortPublish   -> [PortMapping] (host ports filled in)
+//! POST   /ports/publish   PortPublish   -> [PublishedPort] (one per host port)
 //! POST   /ports/unpublish PortUnpublish
 //! ```
 
@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use crate::api::{EndpointRemove, EndpointRequest, ErrorBody, NetworkCreate};
+use crate::api::{EndpointRemove, EndpointRequest, ErrorBody, NetworkCreate, PortPublish, PortUnpublish};
 use crate::service::{Netd, NetdError};
 
 pub struct ApiError(u16, String);
@@ -58,6 +58,8 @@ pub fn router(netd: Shared) -> Router {
         .route("/networks/{key}", get(inspect).delete(remove))
         .route("/networks/{key}/connect", post(connect))
         .route("/networks/{key}/disconnect", post(disconnect))
+        .route("/ports/publish", post(publish))
+        .route("/ports/unpublish", post(unpublish))
         .with_state(netd)
 }
 
@@ -99,5 +101,22 @@ async fn disconnect(
 ) -> Result<StatusCode, ApiError> {
     let Json(req) = body?;
     netd.disconnect(&key, &req.container_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn publish(
+    State(netd): State<Shared>,
+    body: Result<Json<PortPublish>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body?;
+    Ok(Json(netd.publish(&req.network, &req.container_id, &req.ports).await?).into_response())
+}
+
+async fn unpublish(
+    State(netd): State<Shared>,
+    body: Result<Json<PortUnpublish>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(req) = body?;
+    netd.unpublish(&req.container_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,11 +10,14 @@ use std::collections::BTreeMap;
 
 use tokio::sync::Mutex;
 
-use crate::api::{DEFAULT_MTU, Endpoint, EndpointRequest, MTU_OPTION, Network, NetworkCreate};
+use crate::api::{
+    DEFAULT_MTU, Endpoint, EndpointRequest, MTU_OPTION, Network, NetworkCreate, PortMapping, Protocol, PublishedPort,
+};
 use crate::ids;
 use crate::ipam::{self, Holders, IpamError, UsedSubnet};
 use crate::links::{self, BridgeSpec, HostLinks, LinkError, VethSpec};
 use crate::naming::{self, Naming, NamingError};
+use crate::nft::{NetworkRules, NftError, NftTable, PortAllocator, PortBinding, PortRequest, Proto, Publish};
 use crate::state::{State, StateError, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +36,8 @@ pub enum NetdError {
     State(#[from] StateError),
     #[error(transparent)]
     Naming(#[from] NamingError),
+    #[error(transparent)]
+    Nft(#[from] NftError),
     #[error("{0}")]
     Internal(String),
 }
@@ -51,6 +56,9 @@ impl NetdError {
             NetdError::Naming(NamingError::Dns(crate::dns::DnsError::ExtraHost(..))) => 400,
             NetdError::Naming(NamingError::BadServer(_) | NamingError::BadLink(_)) => 400,
             NetdError::Naming(_) => 500,
+            NetdError::Nft(NftError::PortTaken { .. }) => 409,
+            NetdError::Nft(NftError::BadPorts(_) | NftError::NotLocal(_)) => 400,
+            NetdError::Nft(_) => 500,
             NetdError::Link(_) | NetdError::State(_) | NetdError::Internal(_) => 500,
         }
     }
@@ -87,6 +95,11 @@ struct Inner {
     store: Store,
     links: HostLinks,
     naming: Naming,
+    /// berth's nft table. Its calls run the `nft` binary synchronously (a few ms): they happen under the
+    /// service lock anyway, and the two runtime workers keep serving the DNS meanwhile.
+    nft: NftTable,
+    /// Sockets holding every published host port (see nft/ports.rs).
+    ports: PortAllocator,
 }
 
 /// netd's settings beyond where its files live.
@@ -95,12 +108,60 @@ pub struct Options {
     /// The resolv.conf whose nameservers get the names berth does not own (`/etc/resolv.conf`; tests point it
     /// at a stub on loopback so no query leaves the machine).
     pub resolv_conf: std::path::PathBuf,
+    /// The nft table (`inet <name>`) netd owns: `berth`; tests give each netd its own.
+    pub nft_table: String,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { resolv_conf: "/etc/resolv.conf".into() }
+        Options { resolv_conf: "/etc/resolv.conf".into(), nft_table: "berth".into() }
     }
+}
+
+fn proto(p: Protocol) -> Proto {
+    match p {
+        Protocol::Tcp => Proto::Tcp,
+        Protocol::Udp => Proto::Udp,
+    }
+}
+
+fn protocol(p: Proto) -> Protocol {
+    match p {
+        Proto::Tcp => Protocol::Tcp,
+        Proto::Udp => Protocol::Udp,
+    }
+}
+
+fn request_of(m: &PortMapping) -> PortRequest {
+    let host_ports = m.host_port.filter(|p| *p != 0).map(|h| (h, m.host_port_end.unwrap_or(h)));
+    PortRequest {
+        proto: proto(m.protocol),
+        host_ip: m.host_ip,
+        host_ports,
+        container_ports: (m.container_port, m.container_port_end.unwrap_or(m.container_port)),
+    }
+}
+
+fn network_rules(net: &Network) -> NetworkRules {
+    NetworkRules {
+        id: net.id.clone(),
+        bridge: net.bridge.clone(),
+        subnets: vec![ipnet::IpNet::V4(net.subnet)],
+        internal: net.internal,
+    }
+}
+
+fn publishes(ep: &Endpoint) -> Vec<Publish> {
+    ep.published
+        .iter()
+        .map(|p| Publish {
+            proto: proto(p.protocol),
+            host_ip: p.host_ip,
+            host_port: p.host_port,
+            container_ip: ep.ipv4_address.into(),
+            container_port: p.container_port,
+        })
+        .collect()
 }
 
 impl Inner {
@@ -146,7 +207,9 @@ impl Netd {
             tracing::warn!("{e}; containers will not reach beyond their bridge");
         }
         let naming = Naming::new(&options.resolv_conf);
-        let netd = Netd { inner: Mutex::new(Inner { state, store, links, naming }) };
+        let nft = NftTable::new(&options.nft_table)?;
+        nft.ensure()?;
+        let netd = Netd { inner: Mutex::new(Inner { state, store, links, naming, nft, ports: PortAllocator::new() }) };
         netd.reconcile().await?;
         netd.serve_names().await;
         Ok(netd)
@@ -202,6 +265,42 @@ impl Netd {
                 tracing::info!("removing orphaned link {}", link.name);
                 inner.links.delete(&link.name).await?;
             }
+        }
+        // Rules: drop those of networks and endpoints nothing needs, then (re)install every needed one, which
+        // also repairs a table someone flushed.
+        let listing = inner.nft.list()?;
+        for id in listing.networks() {
+            if !next.networks.contains_key(&id) {
+                tracing::info!("removing orphaned rules of network {id}");
+                inner.nft.remove_network(&id)?;
+            }
+        }
+        let publishing: Vec<&Endpoint> =
+            next.networks.values().flat_map(|n| n.endpoints.values()).filter(|e| !e.published.is_empty()).collect();
+        for id in listing.endpoints() {
+            if !publishing.iter().any(|e| e.id == id) {
+                tracing::info!("removing orphaned published ports of endpoint {id}");
+                inner.nft.remove_endpoint(&id)?;
+            }
+        }
+        for net in next.networks.values() {
+            inner.nft.set_network(&network_rules(net))?;
+        }
+        for ep in publishing {
+            // Hold the ports again (the sockets died with the last netd); a port a host process took meanwhile is
+            // still forwarded by the rules, so it is only reported.
+            for p in &ep.published {
+                let exact = PortRequest {
+                    proto: proto(p.protocol),
+                    host_ip: p.host_ip,
+                    host_ports: Some((p.host_port, p.host_port)),
+                    container_ports: (p.container_port, p.container_port),
+                };
+                if let Err(e) = inner.ports.reserve(&ep.id, &[exact]) {
+                    tracing::warn!(container = %ep.container_id, "cannot hold published port again: {e}");
+                }
+            }
+            inner.nft.set_endpoint(&ep.id, &publishes(ep))?;
         }
         if next != inner.state {
             inner.commit(next)?;
@@ -262,6 +361,7 @@ impl Netd {
         };
         let made = async {
             inner.make_bridge(&net).await?;
+            inner.nft.set_network(&network_rules(&net))?;
             inner.naming.add_network(&net).await?;
             let mut next = inner.state.clone();
             next.networks.insert(id, net.clone());
@@ -270,6 +370,7 @@ impl Netd {
         .await;
         if let Err(e) = made {
             inner.naming.remove_network(&net.id).await;
+            let _ = inner.nft.remove_network(&net.id);
             let _ = inner.links.delete(&net.bridge).await;
             return Err(e);
         }
@@ -294,6 +395,7 @@ impl Netd {
         // a record without its bridge would be recreated, which is not what the user asked for.
         inner.commit(next)?;
         inner.naming.remove_network(&net.id).await;
+        inner.nft.remove_network(&net.id)?;
         inner.links.delete(&net.bridge).await?;
         tracing::info!(network = %net.name, "network removed");
         Ok(())
@@ -361,6 +463,7 @@ impl Netd {
             aliases: req.aliases,
             dns_servers: req.dns_servers,
             links: req.links,
+            published: Vec::new(),
         };
         let mut next = inner.state.clone();
         if let Some(n) = next.networks.get_mut(&net.id) {
@@ -394,9 +497,97 @@ impl Netd {
         inner.commit(next)?;
         let last = !inner.state.networks.values().any(|n| n.endpoints.contains_key(container_id));
         inner.naming.remove_endpoint(&net.id, container_id, last);
+        if !ep.published.is_empty() {
+            inner.nft.remove_endpoint(&ep.id)?;
+            inner.ports.release(&ep.id);
+        }
         // Deleting one end removes the pair; if the namespace died first the pair is gone already.
         inner.links.delete(&ep.host_veth).await?;
         tracing::info!(network = %net.name, container = %container_id, "endpoint detached; released {}", ep.ipv4_address);
+        Ok(())
+    }
+
+    /// Forward host ports to the container's address on `network`. All or nothing: the ports are held, the rules
+    /// installed and the state saved, or none of it.
+    pub async fn publish(
+        &self,
+        network: &str,
+        container_id: &str,
+        ports: &[PortMapping],
+    ) -> Result<Vec<PublishedPort>, NetdError> {
+        let mut inner = self.inner.lock().await;
+        let net = inner.find(network)?;
+        let Some(ep) = net.endpoints.get(container_id).cloned() else {
+            return Err(NetdError::NotFound(format!(
+                "container {container_id} is not connected to network {}",
+                net.name
+            )));
+        };
+        if !ep.published.is_empty() {
+            return Err(NetdError::Conflict(format!(
+                "container {container_id} already publishes ports on network {}; unpublish first",
+                net.name
+            )));
+        }
+        if net.internal && !ports.is_empty() {
+            return Err(NetdError::BadRequest(format!(
+                "network {} is internal: its containers cannot publish ports",
+                net.name
+            )));
+        }
+        let requests: Vec<PortRequest> = ports.iter().map(request_of).collect();
+        let bindings: Vec<PortBinding> = inner.ports.reserve(&ep.id, &requests)?;
+        let published: Vec<PublishedPort> = bindings
+            .iter()
+            .map(|b| PublishedPort {
+                protocol: protocol(b.proto),
+                host_ip: b.host_ip,
+                host_port: b.host_port,
+                container_port: b.container_port,
+            })
+            .collect();
+        let with_ports = Endpoint { published: published.clone(), ..ep.clone() };
+        let done = async {
+            inner.nft.set_endpoint(&ep.id, &publishes(&with_ports))?;
+            let mut next = inner.state.clone();
+            if let Some(e) = next.networks.get_mut(&net.id).and_then(|n| n.endpoints.get_mut(container_id)) {
+                e.published = published.clone();
+            }
+            inner.commit(next)
+        }
+        .await;
+        if let Err(e) = done {
+            let _ = inner.nft.remove_endpoint(&ep.id);
+            inner.ports.release(&ep.id);
+            return Err(e);
+        }
+        tracing::info!(network = %net.name, container = %container_id, ports = published.len(), "ports published");
+        Ok(published)
+    }
+
+    /// Stop forwarding every port the container publishes, on every network.
+    pub async fn unpublish(&self, container_id: &str) -> Result<(), NetdError> {
+        let mut inner = self.inner.lock().await;
+        let mut next = inner.state.clone();
+        let mut dropped: Vec<String> = Vec::new();
+        for n in next.networks.values_mut() {
+            if let Some(e) = n.endpoints.get_mut(container_id)
+                && !e.published.is_empty()
+            {
+                e.published.clear();
+                dropped.push(e.id.clone());
+            }
+        }
+        if dropped.is_empty() {
+            return Ok(());
+        }
+        // Save first: a rule left by a failure below is an orphan the next start removes.
+        inner.commit(next)?;
+        for id in &dropped {
+            inner.ports.release(id);
+            inner.nft.remove_endpoint(id)?;
+        }
+        tracing::info!(container = %container_id, "ports unpublished");
         Ok(())
     }
 

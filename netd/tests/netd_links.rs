@@ -41,28 +41,28 @@ async fn endpoints_on_one_network_reach_each_other_and_disconnect_releases_every
     let net = c.create_network(&network(&format!("{}-net", t.prefix), &subnet(1))).await.expect("create");
     assert_eq!(net.bridge.len(), 15);
     assert!(link_exists(&net.bridge));
-    assert!(host_addresses().contains(&"10.213.1.1/24".to_string()), "gateway on the bridge");
+    assert!(host_addresses().contains(&"10.214.1.1/24".to_string()), "gateway on the bridge");
 
     let (na, nb) = (t.netns("a"), t.netns("b"));
     let a = c.connect(&net.name, &endpoint("ca", &na)).await.expect("connect a");
     let b = c.connect(&net.id[..10], &endpoint("cb", &nb)).await.expect("connect b by id prefix");
     assert_eq!((a.interface.as_str(), b.interface.as_str()), ("eth0", "eth0"));
-    assert_eq!(a.ipv4_address, Ipv4Addr::new(10, 213, 1, 2));
-    assert_eq!(b.ipv4_address, Ipv4Addr::new(10, 213, 1, 3));
-    assert_eq!(a.gateway, Some(Ipv4Addr::new(10, 213, 1, 1)));
-    assert_eq!(a.mac_address, "02:42:0a:d5:01:02");
-    assert!(a.resolv_conf.contains("nameserver 10.213.1.1"), "{}", a.resolv_conf);
+    assert_eq!(a.ipv4_address, Ipv4Addr::new(10, 214, 1, 2));
+    assert_eq!(b.ipv4_address, Ipv4Addr::new(10, 214, 1, 3));
+    assert_eq!(a.gateway, Some(Ipv4Addr::new(10, 214, 1, 1)));
+    assert_eq!(a.mac_address, "02:42:0a:d6:01:02");
+    assert!(a.resolv_conf.contains("nameserver 10.214.1.1"), "{}", a.resolv_conf);
     assert!(link_exists(&a.host_veth) && link_exists(&b.host_veth));
 
     let inside =
         String::from_utf8_lossy(&t.exec("a", &["ip", "-o", "-4", "addr", "show", "dev", "eth0"]).stdout).into_owned();
-    assert!(inside.contains("10.213.1.2/24"), "{inside}");
+    assert!(inside.contains("10.214.1.2/24"), "{inside}");
     let route = String::from_utf8_lossy(&t.exec("a", &["ip", "route", "show", "default"]).stdout).into_owned();
-    assert!(route.contains("via 10.213.1.1 dev eth0"), "{route}");
+    assert!(route.contains("via 10.214.1.1 dev eth0"), "{route}");
     assert!(t.exec("a", &["ip", "-o", "link", "show", "lo"]).status.success());
-    assert!(t.pings("a", "10.213.1.3"), "a cannot reach b:\n{}", t.log());
-    assert!(t.pings("b", "10.213.1.2"), "b cannot reach a");
-    assert!(t.pings("a", "10.213.1.1"), "a cannot reach its gateway");
+    assert!(t.pings("a", "10.214.1.3"), "a cannot reach b:\n{}", t.log());
+    assert!(t.pings("b", "10.214.1.2"), "b cannot reach a");
+    assert!(t.pings("a", "10.214.1.1"), "a cannot reach its gateway");
 
     // Removing a network that still has endpoints is refused, and changes nothing.
     let (status, msg) = api_status(c.remove_network(&net.name).await);
@@ -73,22 +73,22 @@ async fn endpoints_on_one_network_reach_each_other_and_disconnect_releases_every
     c.disconnect(&net.name, "cb").await.expect("disconnect b");
     assert!(!link_exists(&b.host_veth), "host veth of b is left");
     assert!(!t.exec("b", &["ip", "link", "show", "eth0"]).status.success(), "eth0 is left in b");
-    assert!(!t.pings("a", "10.213.1.3"), "b still answers");
+    assert!(!t.pings("a", "10.214.1.3"), "b still answers");
     let (status, _) = api_status(c.disconnect(&net.name, "cb").await);
     assert_eq!(status, 404);
     assert_eq!(c.inspect_network(&net.name).await.expect("inspect").endpoints.len(), 1);
 
     // The released address is not handed out again at once (peers may still cache its MAC).
     let b2 = c.connect(&net.name, &endpoint("cb", &nb)).await.expect("reconnect b");
-    assert_eq!(b2.ipv4_address, Ipv4Addr::new(10, 213, 1, 4));
-    assert!(t.pings("a", "10.213.1.4"));
+    assert_eq!(b2.ipv4_address, Ipv4Addr::new(10, 214, 1, 4));
+    assert!(t.pings("a", "10.214.1.4"));
 
     c.disconnect(&net.name, "ca").await.expect("disconnect a");
     c.disconnect(&net.name, "cb").await.expect("disconnect b2");
     c.remove_network(&net.id).await.expect("remove");
     assert!(!link_exists(&net.bridge), "bridge is left");
     assert!(t.owned_links().is_empty(), "links left: {:?}", t.owned_links());
-    assert!(!host_addresses().iter().any(|a| a.starts_with("10.213.1.")), "gateway address is left");
+    assert!(!host_addresses().iter().any(|a| a.starts_with("10.214.1.")), "gateway address is left");
     assert_eq!(api_status(c.inspect_network(&net.name).await).0, 404);
 }
 
@@ -110,7 +110,7 @@ async fn concurrent_connects_get_distinct_addresses() {
         addrs.insert(ep.ipv4_address);
     }
     assert_eq!(addrs.len(), 6, "{addrs:?}");
-    assert!(t.pings("n0", "10.213.2.7"));
+    assert!(t.pings("n0", "10.214.2.7"));
     let stored = c.inspect_network(&net.name).await.expect("inspect");
     assert_eq!(stored.endpoints.values().map(|e| e.ipv4_address).collect::<BTreeSet<_>>(), addrs);
 }
@@ -131,16 +131,16 @@ async fn bad_input_is_refused_clearly_and_leaves_nothing_half_made() {
     let state_before = std::fs::read(t.root().join("netd/state.json")).expect("state");
 
     let bad_networks: Vec<(NetworkCreate, u16, &str)> = vec![
-        (network(&name, "10.213.103.0/24"), 409, "already exists"),
-        (network("bad name", "10.213.103.0/24"), 400, "invalid network name"),
-        (network(&format!("{name}2"), "10.213.3.128/25"), 409, "overlaps 10.213.3.0/24"),
-        (network(&format!("{name}2"), "10.213.103.7/24"), 400, "it should be 10.213.103.0/24"),
-        (network(&format!("{name}2"), "10.213.103.0/40"), 400, "invalid subnet"),
+        (network(&name, "10.214.103.0/24"), 409, "already exists"),
+        (network("bad name", "10.214.103.0/24"), 400, "invalid network name"),
+        (network(&format!("{name}2"), "10.214.3.128/25"), 409, "overlaps 10.214.3.0/24"),
+        (network(&format!("{name}2"), "10.214.103.7/24"), 400, "it should be 10.214.103.0/24"),
+        (network(&format!("{name}2"), "10.214.103.0/40"), 400, "invalid subnet"),
         (
             NetworkCreate {
                 ipam: IpamRequest {
-                    subnet: Some("10.213.103.0/24".into()),
-                    gateway: Some("10.213.104.1".into()),
+                    subnet: Some("10.214.103.0/24".into()),
+                    gateway: Some("10.214.104.1".into()),
                     ..IpamRequest::default()
                 },
                 ..network(&format!("{name}2"), "")
@@ -151,12 +151,12 @@ async fn bad_input_is_refused_clearly_and_leaves_nothing_half_made() {
         (
             NetworkCreate {
                 options: [(MTU_OPTION.to_string(), "9".to_string())].into_iter().collect(),
-                ..network(&format!("{name}2"), "10.213.103.0/24")
+                ..network(&format!("{name}2"), "10.214.103.0/24")
             },
             400,
             "mtu",
         ),
-        (NetworkCreate { driver: "overlay".into(), ..network(&format!("{name}2"), "10.213.103.0/24") }, 400, "driver"),
+        (NetworkCreate { driver: "overlay".into(), ..network(&format!("{name}2"), "10.214.103.0/24") }, 400, "driver"),
     ];
     for (req, want_status, want) in bad_networks {
         let (status, msg) = api_status(c.create_network(&req).await);
@@ -167,10 +167,10 @@ async fn bad_input_is_refused_clearly_and_leaves_nothing_half_made() {
     let nb = t.netns("b");
     let with_ip = |ip: Ipv4Addr| EndpointRequest { ipv4_address: Some(ip), ..endpoint("cb", &nb) };
     let bad_endpoints: Vec<(EndpointRequest, u16, &str)> = vec![
-        (with_ip(Ipv4Addr::new(10, 213, 4, 9)), 400, "not in subnet"),
+        (with_ip(Ipv4Addr::new(10, 214, 4, 9)), 400, "not in subnet"),
         (with_ip(a.ipv4_address), 409, "already in use"),
-        (with_ip(Ipv4Addr::new(10, 213, 3, 1)), 409, "the gateway"),
-        (with_ip(Ipv4Addr::new(10, 213, 3, 255)), 400, "broadcast"),
+        (with_ip(Ipv4Addr::new(10, 214, 3, 1)), 409, "the gateway"),
+        (with_ip(Ipv4Addr::new(10, 214, 3, 255)), 400, "broadcast"),
         (EndpointRequest { mac_address: Some("01:00:5e:00:00:01".into()), ..endpoint("cb", &nb) }, 400, "mac_address"),
         (EndpointRequest { dns_servers: vec!["dns.example".into()], ..endpoint("cb", &nb) }, 400, "dns server"),
         (EndpointRequest { extra_hosts: vec!["no-address".into()], ..endpoint("cb", &nb) }, 400, "extra_hosts"),
@@ -193,7 +193,7 @@ async fn bad_input_is_refused_clearly_and_leaves_nothing_half_made() {
     assert_eq!(links_after, links_before, "a refused request left links behind");
     assert_eq!(std::fs::read(t.root().join("netd/state.json")).expect("state"), state_before, "state changed");
     assert!(!t.exec("b", &["ip", "link", "show", "eth0"]).status.success(), "eth0 left in b");
-    assert!(!host_addresses().iter().any(|a| a.starts_with("10.213.103.")), "half-made network");
+    assert!(!host_addresses().iter().any(|a| a.starts_with("10.214.103.")), "half-made network");
     drop(net);
 }
 
@@ -203,7 +203,7 @@ async fn fixed_address_mac_mtu_second_interface_and_internal_networks() {
     let c = t.client();
     let mut req = network(&format!("{}-front", t.prefix), &subnet(5));
     req.options.insert(MTU_OPTION.into(), "1400".into());
-    req.ipam.ip_range = Some("10.213.5.64/26".into());
+    req.ipam.ip_range = Some("10.214.5.64/26".into());
     let front = c.create_network(&req).await.expect("front");
     let mut req = network(&format!("{}-back", t.prefix), &subnet(6));
     req.internal = true;
@@ -211,13 +211,13 @@ async fn fixed_address_mac_mtu_second_interface_and_internal_networks() {
 
     let (na, nb) = (t.netns("a"), t.netns("b"));
     let fixed = EndpointRequest {
-        ipv4_address: Some(Ipv4Addr::new(10, 213, 5, 200)),
+        ipv4_address: Some(Ipv4Addr::new(10, 214, 5, 200)),
         mac_address: Some("02:42:aa:bb:cc:dd".into()),
         dns_search: vec!["example.test".into()],
         ..endpoint("ca", &na)
     };
     let a = c.connect(&front.name, &fixed).await.expect("fixed");
-    assert_eq!(a.ipv4_address, Ipv4Addr::new(10, 213, 5, 200));
+    assert_eq!(a.ipv4_address, Ipv4Addr::new(10, 214, 5, 200));
     assert!(a.resolv_conf.contains("search example.test"), "{}", a.resolv_conf);
     let link = run_ok("ip", &["netns", "exec", &format!("{}-a", t.prefix), "ip", "-o", "link", "show", "eth0"]);
     assert!(link.contains("mtu 1400") && link.contains("02:42:aa:bb:cc:dd"), "{link}");
@@ -226,14 +226,14 @@ async fn fixed_address_mac_mtu_second_interface_and_internal_networks() {
 
     // Automatic addresses come from the ip_range.
     let b = c.connect(&front.name, &endpoint("cb", &nb)).await.expect("b");
-    assert_eq!(b.ipv4_address, Ipv4Addr::new(10, 213, 5, 64));
+    assert_eq!(b.ipv4_address, Ipv4Addr::new(10, 214, 5, 64));
 
     // A second network: eth1, and the default route stays the first network's.
     let a2 = c.connect(&back.name, &endpoint("ca", &na)).await.expect("a on back");
     assert_eq!(a2.interface, "eth1");
     assert_eq!(a2.gateway, None, "internal networks give no gateway");
     let route = String::from_utf8_lossy(&t.exec("a", &["ip", "route", "show", "default"]).stdout).into_owned();
-    assert!(route.contains("via 10.213.5.1 dev eth0"), "{route}");
+    assert!(route.contains("via 10.214.5.1 dev eth0"), "{route}");
 
     // Only on an internal network: no default route at all, but the peers on it are reachable.
     let nc = t.netns("c");
@@ -241,7 +241,7 @@ async fn fixed_address_mac_mtu_second_interface_and_internal_networks() {
     let route = String::from_utf8_lossy(&t.exec("c", &["ip", "route", "show", "default"]).stdout).into_owned();
     assert!(route.trim().is_empty(), "internal network gave a default route: {route}");
     assert!(t.pings("c", &a2.ipv4_address.to_string()));
-    assert_eq!(cc.ipv4_address, Ipv4Addr::new(10, 213, 6, 3));
+    assert_eq!(cc.ipv4_address, Ipv4Addr::new(10, 214, 6, 3));
 }
 
 #[tokio::test]
@@ -254,7 +254,7 @@ async fn restart_keeps_traffic_forgets_dead_endpoints_and_removes_orphans() {
     let b = c.connect(&net.name, &endpoint("cb", &nb)).await.expect("b");
 
     t.kill();
-    assert!(t.pings("a", "10.213.7.3"), "traffic stopped with netd");
+    assert!(t.pings("a", "10.214.7.3"), "traffic stopped with netd");
     // While netd is away: b's namespace goes (its veth pair dies with it) and a link of netd's is left over
     // (what a crash between creating a link and recording it leaves).
     t.del_netns("b");
@@ -270,7 +270,7 @@ async fn restart_keeps_traffic_forgets_dead_endpoints_and_removes_orphans() {
     let stored = c.inspect_network(&net.name).await.expect("inspect");
     assert_eq!(stored.endpoints.keys().collect::<Vec<_>>(), vec!["ca"], "dead endpoint kept");
     assert!(link_exists(&a.host_veth) && link_exists(&net.bridge));
-    assert!(t.pings("a", "10.213.7.1"), "a lost its network over the restart");
+    assert!(t.pings("a", "10.214.7.1"), "a lost its network over the restart");
 
     // A graceful stop and start changes nothing either.
     t.stop();

@@ -37,7 +37,7 @@ async fn names_resolve_on_shared_networks_only_and_survive_a_restart() {
     let api_back = c.connect(&back.name, &endpoint("api", &napi, &[])).await.expect("api back");
     let db = c.connect(&back.name, &endpoint("db", &ndb, &["database"])).await.expect("db");
     assert!(
-        api_back.resolv_conf.contains("nameserver 10.213.20.1\nnameserver 10.213.21.1\n"),
+        api_back.resolv_conf.contains("nameserver 10.214.20.1\nnameserver 10.214.21.1\n"),
         "{}",
         api_back.resolv_conf
     );

@@ -20,6 +20,9 @@ struct Args {
     /// inherit.
     #[arg(long, env = "BERTH_NETD_RESOLV_CONF", default_value = "/etc/resolv.conf")]
     resolv_conf: PathBuf,
+    /// The nftables table (family inet) netd owns; nothing outside it is touched.
+    #[arg(long, env = "BERTH_NETD_NFT_TABLE", default_value = "berth")]
+    nft_table: String,
 }
 
 fn main() -> ExitCode {
@@ -29,7 +32,7 @@ fn main() -> ExitCode {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     let args = Args::parse();
     let paths = Paths::resolve(args.root.as_deref(), args.run_dir.as_deref());
-    let options = berth_netd::service::Options { resolv_conf: args.resolv_conf };
+    let options = berth_netd::service::Options { resolv_conf: args.resolv_conf, nft_table: args.nft_table };
     // Two workers: netd's work is a few netlink round trips per request, and the DNS listeners are light.
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,

@@ -17,6 +17,8 @@ pub struct Netd {
     pub prefix: String,
     child: Option<Child>,
     namespaces: Vec<String>,
+    /// Servers started inside namespaces, killed on drop.
+    servers: Vec<Child>,
 }
 
 pub fn run(cmd: &str, args: &[&str]) -> Output {
@@ -38,8 +40,13 @@ impl Netd {
     /// `tag` names the test (a few letters): namespaces are `bn<pid>-<tag>-…`.
     pub fn start(tag: &str) -> Netd {
         let dir = tempfile::Builder::new().prefix("berth-netd-e2e-").tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let mut netd =
-            Netd { dir, prefix: format!("bn{}-{tag}", std::process::id()), child: None, namespaces: Vec::new() };
+        let mut netd = Netd {
+            dir,
+            prefix: format!("bn{}-{tag}", std::process::id()),
+            child: None,
+            namespaces: Vec::new(),
+            servers: Vec::new(),
+        };
         netd.spawn();
         netd
     }
@@ -75,6 +82,8 @@ impl Netd {
         let child = Command::new(env!("CARGO_BIN_EXE_berth-netd"))
             .arg("--resolv-conf")
             .arg(&resolv)
+            .arg("--nft-table")
+            .arg(&self.prefix)
             .arg("--root")
             .arg(self.root())
             .arg("--run-dir")
@@ -157,6 +166,34 @@ impl Netd {
         (0..2).any(|_| self.exec(from, &["ping", "-c1", "-W1", to]).status.success())
     }
 
+    /// A TCP server in a namespace answering `reply` to every connection (busybox nc), killed on drop.
+    pub fn serve_tcp(&mut self, ns: &str, port: u16, reply: &str) {
+        let full = format!("{}-{ns}", self.prefix);
+        let child = Command::new("ip")
+            .args(["netns", "exec", &full, "busybox", "nc", "-ll", "-p", &port.to_string(), "-e", "/bin/echo", reply])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start nc: {e}"));
+        self.servers.push(child);
+        // Bounded wait until it listens.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let ss = self.exec(ns, &["ss", "-Hltn", &format!("sport = :{port}")]);
+            if !String::from_utf8_lossy(&ss.stdout).trim().is_empty() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("nc did not listen on {port} in {ns}");
+    }
+
+    /// This netd's nft table as text (empty when it does not exist).
+    pub fn nft_table(&self) -> String {
+        String::from_utf8_lossy(&run("nft", &["list", "table", "inet", &self.prefix]).stdout).into_owned()
+    }
+
     /// `busybox nslookup <name> <server>` from a namespace: the IPv4 addresses of the answer (empty when the name
     /// does not resolve).
     pub fn lookup(&self, from: &str, name: &str, server: &str) -> Vec<String> {
@@ -222,6 +259,11 @@ pub fn host_addresses() -> Vec<String> {
 impl Drop for Netd {
     fn drop(&mut self) {
         self.stop();
+        for mut s in std::mem::take(&mut self.servers) {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        let _ = run("nft", &["delete", "table", "inet", &self.prefix]);
         for ns in std::mem::take(&mut self.namespaces) {
             let _ = run("ip", &["netns", "del", &ns]);
         }
@@ -231,9 +273,10 @@ impl Drop for Netd {
     }
 }
 
-/// A subnet of its own for each test, so tests running side by side never share addresses: 10.213.<n>.0/24.
+/// A subnet of its own for each test, so tests running side by side never share addresses: 10.214.<n>.0/24
+/// (tests/nft.rs uses 10.213.x).
 pub fn subnet(n: u8) -> String {
-    format!("10.213.{n}.0/24")
+    format!("10.214.{n}.0/24")
 }
 
 pub fn path_str(p: &Path) -> String {
