@@ -2,4 +2,5 @@
 //! ([`graph`]) and, later, the reconciling controller. The `berth` binary is a thin shell over this crate.
 
 pub mod compose;
+pub mod controller;
 pub mod graph;
