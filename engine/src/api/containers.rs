@@ -20,7 +20,11 @@ impl From<RunError> for ApiError {
     fn from(e: RunError) -> Self {
         match e {
             RunError::Container(c) => c.into(),
-            RunError::NotRunning(_) | RunError::AlreadyRunning(_) => ApiError::conflict(e.to_string()),
+            RunError::NotRunning(_)
+            | RunError::AlreadyRunning(_)
+            | RunError::AlreadyPaused(_)
+            | RunError::NotPaused(_) => ApiError::conflict(e.to_string()),
+            RunError::Cgroup(_) => ApiError::internal(e.to_string()),
             // The docker CLI turns "executable file not found" into exit status 127, as for Docker.
             RunError::StartFailed { message, exit_code: 127 } if !message.contains("executable file not found") => {
                 ApiError::bad_request(format!("{message} (exec: executable file not found in $PATH)"))
@@ -148,7 +152,7 @@ pub async fn list(State(state): State<AppState>, Query(params): Params) -> ApiRe
         .containers
         .list()
         .iter()
-        .filter(|r| all || filters.contains_key("status") || r.state.status == Status::Running)
+        .filter(|r| all || filters.contains_key("status") || matches!(r.state.status, Status::Running | Status::Paused))
         .filter(|r| matches(r, &filters))
         .map(summary)
         .collect();
@@ -191,8 +195,12 @@ pub fn inspect_json(r: &ContainerRecord) -> Value {
     })
 }
 
-/// `GET /containers/{id}/json`.
-pub async fn get(State(state): State<AppState>, Path((id, verb)): Path<(String, String)>) -> ApiResult<Response> {
+/// `GET /containers/{id}/{json,stats,top}`.
+pub async fn get(
+    State(state): State<AppState>,
+    Path((id, verb)): Path<(String, String)>,
+    Query(params): Params,
+) -> ApiResult<Response> {
     let record = state.containers.get(&id)?;
     match verb.as_str() {
         "json" => {
@@ -200,6 +208,8 @@ pub async fn get(State(state): State<AppState>, Path((id, verb)): Path<(String, 
             let record = state.containers.get(&record.id)?;
             Ok(Json(inspect_json(&record)).into_response())
         }
+        "stats" => super::stats::stats(state, &record.id, &params).await,
+        "top" => super::stats::top(state, &record.id, &params).await,
         other => Err(ApiError::not_found(format!("page not found: /containers/{id}/{other}"))),
     }
 }
@@ -249,6 +259,14 @@ pub async fn post(
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         "wait" => wait(state, &id, params.get("condition").map(String::as_str).unwrap_or("not-running")).await,
+        "pause" => {
+            state.runtime.pause(&id).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        "unpause" => {
+            state.runtime.unpause(&id).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
         other => {
             Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, format!("/containers/{{id}}/{other} is not available yet")))
         }

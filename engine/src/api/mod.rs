@@ -8,6 +8,7 @@ pub mod containers;
 pub mod error;
 pub mod images;
 pub mod logs;
+pub mod stats;
 pub mod system;
 
 use std::sync::Arc;

@@ -34,6 +34,12 @@ pub enum RunError {
     NotRunning(String),
     #[error("container {0} is already running")]
     AlreadyRunning(String),
+    #[error("container {0} is already paused")]
+    AlreadyPaused(String),
+    #[error("container {0} is not paused")]
+    NotPaused(String),
+    #[error(transparent)]
+    Cgroup(#[from] super::cgroups::CgroupError),
     /// The container could not be started; it stays `created` with `exit_code`.
     #[error("{message}")]
     StartFailed { message: String, exit_code: i64 },
@@ -70,7 +76,7 @@ impl Runtime {
         self.containers.container_dir(id)
     }
 
-    fn shim_dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn shim_dir(&self, id: &str) -> PathBuf {
         self.dir(id).join("shim")
     }
 
@@ -353,7 +359,12 @@ impl Runtime {
             Some(a) if a.get("type").and_then(Value::as_str) == Some("error") => {
                 Err(RunError::Setup(a.get("message").and_then(Value::as_str).unwrap_or("kill failed").to_string()))
             }
-            Some(_) => Ok(()),
+            Some(_) => {
+                if record.state.status == Status::Paused {
+                    self.thaw_after_signal(&record.id).await;
+                }
+                Ok(())
+            }
             None => {
                 self.refresh(&record.id).await;
                 Err(RunError::NotRunning(record.id))
@@ -402,6 +413,7 @@ fn resources(h: &HostConfig) -> Resources {
         cpuset_mems: h.cpuset_mems.clone(),
         pids_limit: h.pids_limit,
         oom_score_adj: h.oom_score_adj.and_then(|v| i32::try_from(v).ok()),
+        ulimits: h.ulimits.iter().map(|u| spec::Ulimit { name: u.name.clone(), soft: u.soft, hard: u.hard }).collect(),
         ..Default::default()
     }
 }
