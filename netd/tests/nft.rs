@@ -351,3 +351,50 @@ fn hairpin_isolation_between_networks_and_internal_networks() -> TestResult {
     server_b.join().map_err(|_| "server thread panicked")?;
     Ok(())
 }
+
+#[test]
+fn dual_stack_and_udp_rules_are_accepted_and_removed() -> TestResult {
+    assert!(root(), "this test needs root (nft)");
+    sweep();
+    // Rules match interface names as strings: no link is needed to load them.
+    let table = NftTable::new("bnt4t")?;
+    let net = NetworkRules {
+        id: "net4".into(),
+        bridge: "bnt4br".into(),
+        subnets: vec!["10.231.4.0/24".parse()?, "fd00:4::/64".parse()?],
+        internal: false,
+    };
+    let result = (|| -> TestResult {
+        table.set_network(&net)?;
+        let v4: IpAddr = "10.231.4.2".parse()?;
+        let v6: IpAddr = "fd00:4::2".parse()?;
+        let publish = |proto, host_ip, container_ip| Publish {
+            proto,
+            host_ip,
+            host_port: 40000,
+            container_ip,
+            container_port: 80,
+        };
+        table.set_endpoint(
+            "ep4",
+            &[
+                publish(Proto::Tcp, None, v4),
+                publish(Proto::Udp, None, v4),
+                publish(Proto::Tcp, None, v6),
+                // Loaded, though the kernel never routes ::1 to a container (see nft/mod.rs).
+                publish(Proto::Tcp, Some("::1".parse()?), v6),
+            ],
+        )?;
+        let listing = table.list()?;
+        let ep_rules = listing.rules.iter().filter(|r| r.chain == "publish").count();
+        assert_eq!(ep_rules, 4, "{listing:?}");
+        table.remove_endpoint("ep4")?;
+        table.remove_network("net4")?;
+        assert_eq!(table.list()?.owned_rule_count(), 0);
+        Ok(())
+    })();
+    let deleted = table.delete();
+    result?;
+    deleted?;
+    Ok(())
+}

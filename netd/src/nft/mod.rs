@@ -17,6 +17,10 @@
 //! Kernel settings the daemon must make (not done here): `net.ipv4.ip_forward=1`, and
 //! `net.ipv4.conf.<bridge>.route_localnet=1` on each bridge — without it the kernel drops packets from
 //! 127.0.0.1 routed out of the bridge, so a port published on 127.0.0.1 would not answer from the host.
+//! When `br_netfilter` is loaded (`net.bridge.bridge-nf-call-iptables=1`, as on Docker hosts and this project's
+//! VM), a packet DNATed back into the bridge it came from is *bridged* out of the port it arrived on, so each
+//! endpoint's bridge port needs `hairpin_mode=1` (`/sys/class/net/<host veth>/brport/hairpin_mode`) for a
+//! container to reach its own published port; without br_netfilter the packet is routed and needs nothing.
 //! IPv6 has no `route_localnet`: `[::1]:port` cannot be DNATed to a container, and publishing on `::1` is
 //! not possible; use 127.0.0.1 or another host address. Other tables still see the traffic: a `drop` policy in
 //! another table's forward chain (e.g. Docker's iptables) also drops berth's forwarded traffic.

@@ -432,6 +432,31 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_subnets_and_containers_use_ip6() {
+        let net = NetworkRules {
+            id: "n6".into(),
+            bridge: "br-n6".into(),
+            subnets: vec!["fd00:1::/64".parse().expect("net")],
+            internal: false,
+        };
+        let got = json(&network_rules("t", &net));
+        // Isolation, egress and hairpin; no 127.0.0.0/8 rule for an IPv6-only network.
+        assert_eq!(got.len(), 3, "{got:#?}");
+        assert!(got[1].contains(r#""right":"ipv6""#));
+        assert!(got[1].contains(r#"{"payload":{"protocol":"ip6","field":"saddr"}}"#));
+        assert!(got[1].contains(r#"{"prefix":{"addr":"fd00:1::","len":64}}"#));
+        let ports = [Publish {
+            proto: Proto::Tcp,
+            host_ip: None,
+            host_port: 8080,
+            container_ip: "fd00:1::2".parse().expect("ip"),
+            container_port: 80,
+        }];
+        let got = json(&endpoint_rules("t", "e6", &ports));
+        assert!(got[0].contains(r#"{"dnat":{"addr":"fd00:1::2","family":"ip6","port":80}}"#), "{}", got[0]);
+    }
+
+    #[test]
     fn internal_networks_get_no_egress() {
         let net = NetworkRules {
             id: "n2".into(),
