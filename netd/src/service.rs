@@ -170,8 +170,9 @@ impl Inner {
     }
 
     /// Save `next` and make it current; the caller undoes its kernel changes if this fails.
-    fn commit(&mut self, next: State) -> Result<(), NetdError> {
-        self.store.save(&next)?;
+    /// `durable`: see `Store::save` (networks yes, endpoints and ports no).
+    fn commit(&mut self, next: State, durable: bool) -> Result<(), NetdError> {
+        self.store.save(&next, durable)?;
         self.state = next;
         Ok(())
     }
@@ -303,7 +304,7 @@ impl Netd {
             inner.nft.set_endpoint(&ep.id, &publishes(ep))?;
         }
         if next != inner.state {
-            inner.commit(next)?;
+            inner.commit(next, true)?;
         }
         Ok(())
     }
@@ -365,7 +366,7 @@ impl Netd {
             inner.naming.add_network(&net).await?;
             let mut next = inner.state.clone();
             next.networks.insert(id, net.clone());
-            inner.commit(next)
+            inner.commit(next, true)
         }
         .await;
         if let Err(e) = made {
@@ -393,7 +394,7 @@ impl Netd {
         next.networks.remove(&net.id);
         // Forget first, then delete: a bridge left by a failed delete is an orphan the next start removes, while
         // a record without its bridge would be recreated, which is not what the user asked for.
-        inner.commit(next)?;
+        inner.commit(next, true)?;
         inner.naming.remove_network(&net.id).await;
         inner.nft.remove_network(&net.id)?;
         inner.links.delete(&net.bridge).await?;
@@ -472,7 +473,7 @@ impl Netd {
                 n.last_allocated = Some(address);
             }
         }
-        if let Err(e) = inner.commit(next) {
+        if let Err(e) = inner.commit(next, false) {
             let _ = inner.links.delete(&host_veth).await;
             return Err(e);
         }
@@ -494,7 +495,7 @@ impl Netd {
         if let Some(n) = next.networks.get_mut(&net.id) {
             n.endpoints.remove(container_id);
         }
-        inner.commit(next)?;
+        inner.commit(next, false)?;
         let last = !inner.state.networks.values().any(|n| n.endpoints.contains_key(container_id));
         inner.naming.remove_endpoint(&net.id, container_id, last);
         if !ep.published.is_empty() {
@@ -553,7 +554,7 @@ impl Netd {
             if let Some(e) = next.networks.get_mut(&net.id).and_then(|n| n.endpoints.get_mut(container_id)) {
                 e.published = published.clone();
             }
-            inner.commit(next)
+            inner.commit(next, false)
         }
         .await;
         if let Err(e) = done {
@@ -582,7 +583,7 @@ impl Netd {
             return Ok(());
         }
         // Save first: a rule left by a failure below is an orphan the next start removes.
-        inner.commit(next)?;
+        inner.commit(next, false)?;
         for id in &dropped {
             inner.ports.release(id);
             inner.nft.remove_endpoint(id)?;

@@ -77,10 +77,15 @@ impl Store {
         }
     }
 
-    pub fn save(&self, state: &State) -> Result<(), StateError> {
+    /// Replace the state file. Always atomic (temp file + rename), so a `kill -9` at any moment leaves the old
+    /// or the new state. `durable` also fsyncs the file and the directory so the change survives a power loss;
+    /// on this kind of disk that costs 5-15 ms, so netd asks for it only for networks: endpoints and published
+    /// ports cannot outlive a host crash anyway (the namespaces and veths die with the kernel), and the next
+    /// start forgets those whose veth is gone.
+    pub fn save(&self, state: &State, durable: bool) -> Result<(), StateError> {
         let bytes = serde_json::to_vec_pretty(state)
             .map_err(|source| StateError::Corrupt { path: self.dir.join(STATE_FILE), source })?;
-        self.write_atomic(STATE_FILE, &bytes)
+        self.write_atomic(STATE_FILE, &bytes, durable)
     }
 
     /// This netd's ownership tag, made once and kept: every link netd creates carries it as its alias, so a netd
@@ -96,19 +101,23 @@ impl Store {
         }
         let id =
             crate::ids::random_hex(16).map_err(|source| StateError::Read { path: "/dev/urandom".into(), source })?;
-        self.write_atomic(INSTANCE_FILE, format!("{id}\n").as_bytes())?;
+        self.write_atomic(INSTANCE_FILE, format!("{id}\n").as_bytes(), true)?;
         Ok(format!("berth-netd:{id}"))
     }
 
-    fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+    fn write_atomic(&self, name: &str, bytes: &[u8], durable: bool) -> Result<(), StateError> {
         let path = self.dir.join(name);
         let err = |source| StateError::Write { path: path.clone(), source };
         std::fs::create_dir_all(&self.dir).map_err(err)?;
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(err)?;
         tmp.write_all(bytes).map_err(err)?;
-        tmp.as_file().sync_all().map_err(err)?;
+        if durable {
+            tmp.as_file().sync_all().map_err(err)?;
+        }
         tmp.persist(&path).map_err(|e| err(e.error))?;
-        std::fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(err)?;
+        if durable {
+            std::fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(err)?;
+        }
         Ok(())
     }
 }
@@ -146,7 +155,10 @@ mod tests {
         assert_eq!(store.load().expect("empty"), State::default());
         let mut state = State::default();
         state.networks.insert("a".repeat(64), network(&"a".repeat(64), "web"));
-        store.save(&state).expect("save");
+        store.save(&state, true).expect("save");
+        assert_eq!(store.load().expect("load"), state);
+        state.networks.clear();
+        store.save(&state, false).expect("save without fsync");
         assert_eq!(store.load().expect("load"), state);
         // Nothing but the state file is left behind (no temp files).
         let names: Vec<_> = std::fs::read_dir(store.dir()).expect("dir").filter_map(|e| e.ok()).collect();
