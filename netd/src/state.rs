@@ -67,8 +67,15 @@ impl Store {
         &self.dir
     }
 
-    /// The saved state, or an empty one on first start.
+    /// The saved state, or an empty one on first start. Temp files a killed netd left mid-write are removed.
     pub fn load(&self) -> Result<State, StateError> {
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(".tmp") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         let path = self.dir.join(STATE_FILE);
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt { path, source }),
@@ -160,9 +167,12 @@ mod tests {
         state.networks.clear();
         store.save(&state, false).expect("save without fsync");
         assert_eq!(store.load().expect("load"), state);
-        // Nothing but the state file is left behind (no temp files).
+        // Nothing but the state file is left behind, and a temp file of a killed write is swept on load.
         let names: Vec<_> = std::fs::read_dir(store.dir()).expect("dir").filter_map(|e| e.ok()).collect();
         assert_eq!(names.len(), 1);
+        std::fs::write(store.dir().join(".tmpAbC123"), b"{half").expect("write");
+        assert_eq!(store.load().expect("load"), state);
+        assert!(!store.dir().join(".tmpAbC123").exists());
     }
 
     #[test]
