@@ -253,6 +253,13 @@ impl Netd {
                 }
             }
         }
+        // Bridges recorded as about to be made but never finished: whatever got made is an orphan.
+        for name in std::mem::take(&mut next.pending_bridges) {
+            if !next.networks.values().any(|n| n.bridge == name) && inner.links.exists(&name).await? {
+                tracing::info!("removing half-made bridge {name}");
+                inner.links.delete(&name).await?;
+            }
+        }
         let bridges: Vec<&str> = next.networks.values().map(|n| n.bridge.as_str()).collect();
         let veths: Vec<&str> =
             next.networks.values().flat_map(|n| n.endpoints.values().map(|e| e.host_veth.as_str())).collect();
@@ -360,11 +367,15 @@ impl Netd {
             endpoints: BTreeMap::new(),
             last_allocated: None,
         };
+        let mut pending = inner.state.clone();
+        pending.pending_bridges.push(net.bridge.clone());
+        inner.commit(pending, false)?;
         let made = async {
             inner.make_bridge(&net).await?;
             inner.nft.set_network(&network_rules(&net))?;
             inner.naming.add_network(&net).await?;
             let mut next = inner.state.clone();
+            next.pending_bridges.retain(|b| *b != net.bridge);
             next.networks.insert(id, net.clone());
             inner.commit(next, true)
         }
@@ -373,6 +384,9 @@ impl Netd {
             inner.naming.remove_network(&net.id).await;
             let _ = inner.nft.remove_network(&net.id);
             let _ = inner.links.delete(&net.bridge).await;
+            let mut next = inner.state.clone();
+            next.pending_bridges.retain(|b| *b != net.bridge);
+            let _ = inner.commit(next, false);
             return Err(e);
         }
         tracing::info!(network = %net.name, subnet = %net.subnet, bridge = %net.bridge, "network created");

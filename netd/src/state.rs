@@ -30,6 +30,11 @@ pub enum StateError {
 pub struct State {
     #[serde(default)]
     pub networks: BTreeMap<String, Network>,
+    /// Bridges about to be made: recorded first because a bridge gets its ownership alias only after it exists
+    /// (the kernel ignores an alias on create), so a crash in between would otherwise leave a bridge no start
+    /// recognises. (A veth needs no such record: it dies with its container's namespace.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_bridges: Vec<String>,
 }
 
 impl State {

@@ -27,6 +27,17 @@ fn endpoint(container: &str, netns: &std::path::Path) -> EndpointRequest {
     }
 }
 
+/// Deletes a link the test made by hand, even when the test fails first.
+struct DeleteLinkOnDrop(String);
+
+impl Drop for DeleteLinkOnDrop {
+    fn drop(&mut self) {
+        if link_exists(&self.0) {
+            let _ = run("ip", &["link", "del", "dev", &self.0]);
+        }
+    }
+}
+
 fn api_status(r: Result<impl std::fmt::Debug, ClientError>) -> (u16, String) {
     match r {
         Err(ClientError::Api { status, message }) => (status, message),
@@ -263,9 +274,19 @@ async fn restart_keeps_traffic_forgets_dead_endpoints_and_removes_orphans() {
     run_ok("ip", &["link", "add", orphan, "type", "veth", "peer", "name", "vethbn0rphanp"]);
     run_ok("ip", &["link", "set", "dev", orphan, "alias", &tag]);
     assert!(links_with_alias(&tag).contains(&orphan.to_string()));
+    // And a bridge recorded as about to be made, made but not yet tagged (a crash between the two steps).
+    let half = format!("br-{:012x}", u64::from(std::process::id()) * 7919);
+    run_ok("ip", &["link", "add", &half, "type", "bridge"]);
+    let _cleanup = DeleteLinkOnDrop(half.clone());
+    let state_path = t.root().join("netd/state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_path).expect("state")).expect("state json");
+    state["pending_bridges"] = serde_json::json!([half]);
+    std::fs::write(&state_path, serde_json::to_vec(&state).expect("json")).expect("write state");
 
     t.spawn();
     assert!(!link_exists(orphan), "orphan link kept:\n{}", t.log());
+    assert!(!link_exists(&half), "half-made bridge kept:\n{}", t.log());
     assert!(!link_exists(&b.host_veth));
     let stored = c.inspect_network(&net.name).await.expect("inspect");
     assert_eq!(stored.endpoints.keys().collect::<Vec<_>>(), vec!["ca"], "dead endpoint kept");
