@@ -225,11 +225,16 @@ async fn fixed_address_mac_mtu_second_interface_and_internal_networks() {
         ipv4_address: Some(Ipv4Addr::new(10, 214, 5, 200)),
         mac_address: Some("02:42:aa:bb:cc:dd".into()),
         dns_search: vec!["example.test".into()],
+        hostname: Some("web-host".into()),
+        extra_hosts: vec!["gw:host-gateway".into(), "db.local=10.1.2.3".into()],
         ..endpoint("ca", &na)
     };
     let a = c.connect(&front.name, &fixed).await.expect("fixed");
     assert_eq!(a.ipv4_address, Ipv4Addr::new(10, 214, 5, 200));
     assert!(a.resolv_conf.contains("search example.test"), "{}", a.resolv_conf);
+    for line in ["10.214.5.1\tgw\n", "10.1.2.3\tdb.local\n", "10.214.5.200\tweb-host ca\n", "127.0.0.1\tlocalhost\n"] {
+        assert!(a.hosts.contains(line), "{line:?} missing from:\n{}", a.hosts);
+    }
     let link = run_ok("ip", &["netns", "exec", &format!("{}-a", t.prefix), "ip", "-o", "link", "show", "eth0"]);
     assert!(link.contains("mtu 1400") && link.contains("02:42:aa:bb:cc:dd"), "{link}");
     let host = run_ok("ip", &["-o", "link", "show", &a.host_veth]);
