@@ -148,6 +148,9 @@ pub enum HelperCommand {
     /// Delete the runtime state of a container whose init has exited (cgroup, runtime state dir); kills what is
     /// left in it. Exit 0, or 1 with the error on stderr.
     Delete(DeleteArgs),
+    /// Run a process in a running container with this process's stdio (or a pty through --console-socket),
+    /// wait for it and exit with its status; the outcome is also in --result (see `helper::exec`).
+    Exec(ExecArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -178,6 +181,29 @@ pub struct DeleteArgs {
     /// The OCI runtime binary; libcontainer when absent.
     #[arg(long)]
     pub runtime: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExecArgs {
+    #[arg(long)]
+    pub id: String,
+    #[arg(long)]
+    pub runtime_root: PathBuf,
+    /// The OCI runtime binary; libcontainer when absent.
+    #[arg(long)]
+    pub runtime: Option<PathBuf>,
+    /// The process as an OCI `process.json` (args, env, cwd, user, capabilities, terminal, …).
+    #[arg(long)]
+    pub process: PathBuf,
+    /// Where the process's host pid goes once it runs.
+    #[arg(long)]
+    pub pid_file: PathBuf,
+    /// Where the outcome goes (`{"type":"exited",…}` or `{"type":"failed",…}`).
+    #[arg(long)]
+    pub result: PathBuf,
+    /// Where the pty master goes (`terminal: true` in process.json).
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
 }
 
 #[cfg(test)]

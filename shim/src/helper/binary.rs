@@ -78,7 +78,7 @@ pub(super) fn delete(bin: &Path, args: &DeleteArgs) -> Result<(), String> {
 }
 
 /// The last error a runtime binary logged (crun and runc write JSON lines with `msg` and `level`).
-fn last_error(log: &Path) -> Option<String> {
+pub(super) fn last_error(log: &Path) -> Option<String> {
     let text = fs::read_to_string(log).ok()?;
     let mut last = None;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {

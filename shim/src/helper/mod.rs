@@ -8,6 +8,10 @@
 //! binary's detached init is reparented to the monitor, a child subreaper).
 
 mod binary;
+pub mod exec;
+mod exec_binary;
+#[cfg(feature = "libcontainer")]
+mod exec_libcontainer;
 #[cfg(feature = "libcontainer")]
 mod libcontainer;
 
@@ -17,7 +21,7 @@ use std::sync::atomic::AtomicBool;
 use nix::sys::signal::SigSet;
 
 use crate::atomic::{self, Durability};
-use crate::cli::{CreateArgs, DeleteArgs};
+use crate::cli::{CreateArgs, DeleteArgs, ExecArgs};
 use crate::error::chain;
 use crate::protocol::{CreateResult, ErrorRecord, FailureStage, files};
 
@@ -42,6 +46,12 @@ pub fn delete(args: &DeleteArgs) -> Result<(), String> {
     }
 }
 
+/// `exec`: run a process in a running container and wait for it (see [`exec`]); its exit status.
+pub fn exec_in(args: &ExecArgs) -> Result<i32, String> {
+    reset_signals();
+    exec::exec(args).map(|r| r.exit_code())
+}
+
 /// What the container (and a runtime binary or hook) should start with: no blocked signals, SIGPIPE at default.
 fn reset_signals() {
     let _ = SigSet::empty().thread_set_mask();
@@ -51,7 +61,10 @@ fn reset_signals() {
 }
 
 #[cfg(feature = "libcontainer")]
-use self::libcontainer as with_libcontainer;
+mod with_libcontainer {
+    pub(super) use super::exec_libcontainer::exec;
+    pub(super) use super::libcontainer::{create, delete};
+}
 
 #[cfg(not(feature = "libcontainer"))]
 mod with_libcontainer {
@@ -64,6 +77,10 @@ mod with_libcontainer {
     }
 
     pub(super) fn delete(_args: &DeleteArgs) -> Result<(), String> {
+        Err(MISSING.into())
+    }
+
+    pub(super) fn exec(_args: &ExecArgs) -> Result<nix::unistd::Pid, String> {
         Err(MISSING.into())
     }
 }
