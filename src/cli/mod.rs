@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch.
 
+mod compose;
 mod config;
 mod engine;
 mod format;
@@ -68,6 +69,8 @@ pub enum Command {
         /// The registry (host[:port]).
         server: String,
     },
+    #[command(flatten)]
+    Compose(compose::ComposeCommand),
 }
 
 pub fn run() -> ExitCode {
@@ -79,6 +82,7 @@ pub fn run() -> ExitCode {
         Command::System(cmd) => system::run(&cli.global, cmd),
         Command::Login(args) => system::login(&cli.global, args),
         Command::Logout { server } => system::logout(&cli.global, server),
+        Command::Compose(cmd) => compose::run(&cli.global, cmd),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@
 //! before routing, so every handler is written once.
 
 pub mod archives;
+pub mod container_archive;
 pub mod containers;
 pub mod error;
 pub mod images;
@@ -85,6 +86,10 @@ pub fn router(state: AppState) -> Router {
         .route("/containers/create", post(containers::create))
         .route("/containers/{id}/logs", get(logs::logs))
         .route("/containers/{id}/attach", post(logs::attach))
+        .route(
+            "/containers/{id}/archive",
+            get(container_archive::get).head(container_archive::head).put(container_archive::put),
+        )
         .route("/containers/{id}/{verb}", get(containers::get).post(containers::post))
         .route("/containers/{id}", axum::routing::delete(containers::delete))
         .with_state(state)

@@ -108,6 +108,8 @@ pub enum UnpackError {
     LinkTarget { path: String, target: String, source: io::Error },
     #[error("layer entry {path:?}: {op}: {source}")]
     Fs { path: String, op: &'static str, source: io::Error },
+    #[error("entry {path:?}: cannot overwrite {what}")]
+    Overwrite { path: String, what: &'static str },
     #[error("creating a temporary directory in {dir}: {source}")]
     TempDir { dir: PathBuf, source: io::Error },
     #[error("moving the unpacked layer into place at {path}: {source}")]
@@ -138,9 +140,37 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
 /// temporary directory (see [`unpack_layer_atomic`]).
 pub fn unpack_layer(reader: impl Read, dest: &Path) -> Result<UnpackStats, UnpackError> {
     let root = open_dest(dest)?;
+    apply(reader, Unpacker { root: root.as_fd(), base: Vec::new(), copy: None, dirs: Vec::new() })
+}
+
+/// How [`extract_in_root`] treats entries, as Docker's `PUT /containers/{id}/archive` does.
+#[derive(Debug, Clone, Default)]
+pub struct ExtractOptions {
+    /// Owner of every entry instead of the tar's (Docker: the container's root unless `copyUIDGID`).
+    pub owner: Option<(u32, u32)>,
+    /// Docker's `noOverwriteDirNonDir`: an entry may not replace a directory with a non-directory or the reverse.
+    pub no_overwrite_dir_non_dir: bool,
+}
+
+/// Extract a (possibly compressed) tar into the existing directory `dest` of the tree at `root`, as `docker cp`
+/// does into a container, with the same containment as layers except how paths resolve: every path is opened
+/// with `openat2(root, dest/…, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, so symlinks resolve as the container
+/// sees them (`/` and `..` stop at `root`) instead of failing, and mounts below `root` (volumes) are crossed.
+/// Entry paths are cleaned lexically and clamped at `dest`. `.wh.*` names are plain names here. The directory is
+/// not required to be empty: entries replace what is there, directories merge.
+pub fn extract_in_root(
+    reader: impl Read,
+    root: BorrowedFd<'_>,
+    dest: &[u8],
+    options: ExtractOptions,
+) -> Result<UnpackStats, UnpackError> {
+    let base = clean(dest).join(&b'/');
+    apply(reader, Unpacker { root, base, copy: Some(options), dirs: Vec::new() })
+}
+
+fn apply(reader: impl Read, mut unpacker: Unpacker<'_>) -> Result<UnpackStats, UnpackError> {
     let stream = decompress(reader)?;
     let mut archive = tar::Archive::new(HashingReader { inner: stream, hasher: Sha256::new(), bytes: 0 });
-    let mut unpacker = Unpacker { root: root.as_fd(), dirs: Vec::new() };
     let mut entries = 0u64;
     let mut last = String::new();
     let iter = archive.entries().map_err(|source| UnpackError::Read { at: "at its start".into(), source })?;
@@ -328,6 +358,10 @@ struct Meta {
 
 struct Unpacker<'fd> {
     root: BorrowedFd<'fd>,
+    /// The directory entries land in, relative to `root` (empty for a layer).
+    base: Vec<u8>,
+    /// `None` for an image layer (RESOLVE_BENEATH, whiteouts), else a `docker cp` extraction (RESOLVE_IN_ROOT).
+    copy: Option<ExtractOptions>,
     /// Directories whose mtime is set at the end, once nothing more is created in them (as Docker does).
     dirs: Vec<(Vec<u8>, TimeSpec)>,
 }
@@ -376,18 +410,24 @@ impl Unpacker<'_> {
                 _ => Err(invalid(path, "a non-directory entry for the layer root")),
             };
         };
-        if name.starts_with(WHITEOUT_META_PREFIX) && *name != WHITEOUT_OPAQUE {
+        let layer = self.copy.is_none();
+        if layer && name.starts_with(WHITEOUT_META_PREFIX) && *name != WHITEOUT_OPAQUE {
             tracing::debug!(path, "skipping AUFS metadata");
             return Ok(());
         }
-        let meta = self.meta(entry, path)?;
+        let mut meta = self.meta(entry, path)?;
+        if let Some((uid, gid)) = self.copy.as_ref().and_then(|c| c.owner) {
+            (meta.uid, meta.gid) = (uid, gid);
+        }
         let parent = self.parent(parents, path)?;
 
-        if *name == WHITEOUT_OPAQUE {
+        if layer && *name == WHITEOUT_OPAQUE {
             let dir = File::from(parent);
             return dir.set_xattr(OVERLAY_OPAQUE_XATTR, b"y").map_err(fs_err(path, "setting the opaque xattr"));
         }
-        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX)
+            && layer
+        {
             if hidden.is_empty() || hidden == b"." || hidden == b".." {
                 return Err(invalid(path, "a whiteout without a name"));
             }
@@ -397,6 +437,9 @@ impl Unpacker<'_> {
             return chown_at(parent.as_fd(), hidden, &meta, path);
         }
 
+        if self.copy.as_ref().is_some_and(|c| c.no_overwrite_dir_non_dir) {
+            refuse_dir_non_dir(parent.as_fd(), name, matches!(kind, Kind::Dir), path)?;
+        }
         remove_existing(parent.as_fd(), name, matches!(kind, Kind::Dir), path)?;
         match kind {
             Kind::File => {
@@ -446,7 +489,7 @@ impl Unpacker<'_> {
                 let Some((tname, tparents)) = tcomps.split_last() else {
                     return Err(link_err(io::Error::from(io::ErrorKind::IsADirectory)));
                 };
-                let tparent = match open_beneath(self.root, &tparents.join(&b'/'), OFlag::O_PATH) {
+                let tparent = match self.open_dir(&tparents.join(&b'/'), OFlag::O_PATH) {
                     Ok(fd) => fd,
                     Err(Errno::EXDEV) | Err(Errno::ELOOP) => return Err(UnpackError::Escape { path: path.into() }),
                     Err(e) => return Err(link_err(e.into())),
@@ -520,22 +563,22 @@ impl Unpacker<'_> {
             Errno::EXDEV | Errno::ELOOP => UnpackError::Escape { path: path.into() },
             e => nix_err(path, "opening the parent directory")(e),
         };
-        match open_beneath(self.root, &parents.join(&b'/'), OFlag::O_RDONLY) {
+        match self.open_dir(&parents.join(&b'/'), OFlag::O_RDONLY) {
             Ok(fd) => return Ok(fd),
             Err(Errno::ENOENT) => {}
             Err(e) => return Err(resolve_err(e)),
         }
-        let mut dir = open_beneath(self.root, b"", OFlag::O_RDONLY).map_err(resolve_err)?;
+        let mut dir = self.open_dir(b"", OFlag::O_RDONLY).map_err(resolve_err)?;
         for i in 0..parents.len() {
             let prefix = parents[..=i].join(&b'/');
-            dir = match open_beneath(self.root, &prefix, OFlag::O_RDONLY) {
+            dir = match self.open_dir(&prefix, OFlag::O_RDONLY) {
                 Ok(fd) => fd,
                 Err(Errno::ENOENT) => {
                     match mkdirat(dir.as_fd(), parents[i], Mode::from_bits_truncate(0o755)) {
                         Ok(()) | Err(Errno::EEXIST) => {}
                         Err(e) => return Err(nix_err(path, "creating a parent directory")(e)),
                     }
-                    let fd = open_beneath(self.root, &prefix, OFlag::O_RDONLY).map_err(resolve_err)?;
+                    let fd = self.open_dir(&prefix, OFlag::O_RDONLY).map_err(resolve_err)?;
                     fchmod(&fd, Mode::from_bits_truncate(0o755))
                         .map_err(nix_err(path, "creating a parent directory"))?;
                     fd
@@ -546,12 +589,31 @@ impl Unpacker<'_> {
         Ok(dir)
     }
 
+    /// Open the directory `rel` (empty: the base) of the tree: beneath the layer root, or in the container's root.
+    fn open_dir(&self, rel: &[u8], flags: OFlag) -> nix::Result<OwnedFd> {
+        if self.copy.is_none() {
+            return open_beneath(self.root, rel, flags);
+        }
+        let mut path = self.base.clone();
+        if !rel.is_empty() {
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(rel);
+        }
+        let path: &[u8] = if path.is_empty() { b"." } else { &path };
+        let how = OpenHow::new()
+            .flags(flags | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        openat2(self.root, path, how)
+    }
+
     /// Directory mtimes, last (creating entries in a directory changes its mtime). A directory replaced or removed
     /// by a later entry is skipped.
     fn finish(&mut self) -> Result<(), UnpackError> {
         for (rel, mtime) in std::mem::take(&mut self.dirs) {
             let path = String::from_utf8_lossy(&rel).into_owned();
-            match open_beneath(self.root, &rel, OFlag::O_RDONLY | OFlag::O_NOFOLLOW) {
+            match self.open_dir(&rel, OFlag::O_RDONLY | OFlag::O_NOFOLLOW) {
                 Ok(fd) => futimens(&fd, &mtime, &mtime).map_err(nix_err(&path, "setting the directory mtime"))?,
                 Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP | Errno::EXDEV) => {}
                 Err(e) => return Err(nix_err(&path, "opening the directory")(e)),
@@ -603,6 +665,21 @@ fn remove_existing(parent: BorrowedFd<'_>, name: &[u8], is_dir: bool, path: &str
         return Ok(());
     }
     remove_all_at(parent, name).map_err(nix_err(path, "removing what an earlier entry put there"))
+}
+
+/// Docker's `noOverwriteDirNonDir`: a directory is not replaced by a non-directory, nor the reverse.
+fn refuse_dir_non_dir(parent: BorrowedFd<'_>, name: &[u8], is_dir: bool, path: &str) -> Result<(), UnpackError> {
+    let st = match fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(nix_err(path, "checking what is there")(e)),
+    };
+    let there_dir = st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits();
+    match (there_dir, is_dir) {
+        (true, false) => Err(UnpackError::Overwrite { path: path.into(), what: "a directory with a non-directory" }),
+        (false, true) => Err(UnpackError::Overwrite { path: path.into(), what: "a non-directory with a directory" }),
+        _ => Ok(()),
+    }
 }
 
 /// `rm -rf` of `name` in `parent`, through fds, never following a symlink.

@@ -64,12 +64,22 @@ pub struct Runtime {
     shim: PathBuf,
     /// Where container cgroups go (`BERTH_CGROUP_PARENT`, default `/berth`): tests give each berth its own.
     cgroup_parent: String,
+    /// Held by a start and by a copy into or out of a stopped container (which mounts its overlay).
+    pub rootfs_locks: super::copy::RootfsLocks,
 }
 
 impl Runtime {
     pub fn new(paths: Paths, images: Arc<ImageStore>, containers: Arc<Containers>) -> Runtime {
         let cgroup_parent = std::env::var("BERTH_CGROUP_PARENT").unwrap_or_default();
-        Runtime { paths, images, containers, facts: HostFacts::probe(), shim: shim_binary(), cgroup_parent }
+        Runtime {
+            paths,
+            images,
+            containers,
+            facts: HostFacts::probe(),
+            shim: shim_binary(),
+            cgroup_parent,
+            rootfs_locks: Default::default(),
+        }
     }
 
     fn dir(&self, id: &str) -> PathBuf {
@@ -87,6 +97,8 @@ impl Runtime {
     /// Start a created or exited container.
     pub async fn start(&self, key: &str) -> Result<ContainerRecord> {
         let record = self.containers.get(key)?;
+        // A copy may have this container's overlay mounted: wait until it is done.
+        let _rootfs = self.rootfs_locks.lock(&record.id).await;
         self.refresh(&record.id).await;
         let record = self.containers.get(&record.id)?;
         if matches!(record.state.status, Status::Running | Status::Paused) {
@@ -131,7 +143,7 @@ impl Runtime {
     }
 
     /// Layers unpacked once, overlay mounted at `containers/<id>/rootfs` with the container's upper and work dirs.
-    fn prepare_rootfs(&self, record: &ContainerRecord) -> Result<PathBuf> {
+    pub(crate) fn prepare_rootfs(&self, record: &ContainerRecord) -> Result<PathBuf> {
         let image_id = record.image_id.as_ref().map(Digest::to_string).unwrap_or_else(|| record.image.clone());
         let image = self.images.resolve(&image_id).map_err(|e| setup("image", e))?;
         let lowers = self.images.ensure_unpacked(&image).map_err(|e| setup("image layers", e))?;

@@ -3,5 +3,6 @@
 
 pub mod cgroups;
 pub mod config;
+pub mod copy;
 pub mod lifecycle;
 pub mod record;
