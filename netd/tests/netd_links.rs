@@ -189,6 +189,7 @@ async fn bad_input_is_refused_clearly_and_leaves_nothing_half_made() {
         (endpoint("ca", &nb), 409, "already connected"),
         (endpoint("cb", std::path::Path::new("/run/netns/berth-no-such-netns")), 400, "does not exist"),
         (EndpointRequest { container_id: String::new(), ..endpoint("cb", &nb) }, 400, "container_id"),
+        (endpoint("cb", std::path::Path::new("/etc/hostname")), 400, "network namespace /etc/hostname"),
     ];
     for (req, want_status, want) in bad_endpoints {
         let (status, msg) = api_status(c.connect(&name, &req).await);
