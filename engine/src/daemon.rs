@@ -48,11 +48,24 @@ pub async fn run(paths: Paths, options: Options) -> Result<(), DaemonError> {
     state.registry.insecure_registries = options.insecure_registries;
     // Containers that ran while berthd was away: record exits that happened, watch the ones still running.
     state.runtime.reconcile().await;
-    for r in state.containers.list() {
-        if r.state.status == crate::runtime::record::Status::Running {
+    // Their restart policies are re-armed: running ones get their supervisor again, stopped ones the policy
+    // wants running (the host went down, or they exited meanwhile) are started.
+    let records = state.containers.list();
+    for r in &records {
+        if matches!(r.state.status, crate::runtime::record::Status::Running | crate::runtime::record::Status::Paused) {
             crate::api::containers::spawn_watcher(&state, &r.id);
         }
     }
+    let due = crate::runtime::restart::due_on_daemon_start(&records);
+    let restarter = state.clone();
+    tokio::spawn(async move {
+        for id in due {
+            if crate::runtime::restart::start_on_daemon_start(&restarter.runtime, &id).await {
+                crate::api::containers::spawn_watcher(&restarter, &id);
+            }
+        }
+    });
+    let on_shutdown = state.clone();
     let app = tower::util::MapRequestLayer::new(api::strip_version_prefix).layer(api::router(state));
     // Tests and scripts stop this daemon by its pid file.
     let pid_file = paths.run_dir.join("berthd.pid");
@@ -63,6 +76,9 @@ pub async fn run(paths: Paths, options: Options) -> Result<(), DaemonError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let serve = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
         shutdown_signal().await;
+        // No restart from now on (the containers keep running in their shims), and event streams end.
+        on_shutdown.runtime.restarts.shutdown();
+        on_shutdown.events.close();
         let _ = stop_tx.send(true);
     });
     let grace = async move {

@@ -6,6 +6,7 @@ pub mod api;
 pub mod client;
 pub mod container;
 pub mod daemon;
+pub mod events;
 pub mod image;
 pub mod paths;
 pub mod registry;

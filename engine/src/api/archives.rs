@@ -79,12 +79,18 @@ pub fn save_response(state: &AppState, names: Vec<String>) -> ApiResult<Response
     }
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let store = state.images.clone();
+    let events = state.events.clone();
     tokio::task::spawn_blocking(move || {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let writer = std::io::BufWriter::with_capacity(256 * 1024, ChannelWriter { tx: tx.clone() });
         if let Err(e) = archive::save(&store, &refs, writer) {
             tracing::warn!(error = %e, "image save failed");
             let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        } else {
+            for name in &names {
+                let id = store.resolve(name).map(|i| i.id.to_string()).unwrap_or_else(|_| name.clone());
+                events.image("save", &id, name);
+            }
         }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
@@ -124,6 +130,11 @@ pub async fn load(State(state): State<AppState>, body: Body) -> ApiResult<Respon
         .map_err(|e| ApiError::internal(format!("load task failed: {e}")))??;
     let mut out = String::new();
     for l in loaded {
+        let name = match &l {
+            archive::Loaded::Tag(r) => r.familiar(),
+            archive::Loaded::Id(d) => d.to_string(),
+        };
+        state.events.image("load", &name, &name);
         out.push_str(&json!({"stream": format!("{l}\n")}).to_string());
         out.push('\n');
     }
@@ -152,6 +163,7 @@ pub async fn import_body(state: AppState, query: Option<String>, body: Body) -> 
     })
     .await
     .map_err(|e| ApiError::internal(format!("import task failed: {e}")))??;
+    state.events.image("import", &image.id.to_string(), &image.id.to_string());
     let line = json!({"status": image.id.to_string()}).to_string() + "\n";
     Ok(([("Content-Type", "application/json")], line).into_response())
 }

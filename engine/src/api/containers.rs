@@ -61,11 +61,13 @@ pub async fn create(State(state): State<AppState>, Query(params): Params, body: 
     if body.config.image.is_empty() {
         return Err(ApiError::bad_request("config.Image: an image is required"));
     }
+    crate::runtime::restart::validate(&body.host_config).map_err(ApiError::bad_request)?;
     let image = state
         .images
         .resolve(&body.config.image)
         .map_err(|_| ApiError::not_found(format!("No such image: {}", body.config.image)))?;
     let record = state.containers.create(params.get("name").map(String::as_str), body, Some(image.id))?;
+    state.events.container(&record, "create", &[]);
     Ok((StatusCode::CREATED, Json(json!({"Id": record.id, "Warnings": []}))).into_response())
 }
 
@@ -75,7 +77,7 @@ fn status_text(r: &ContainerRecord) -> String {
         Status::Created => "Created".into(),
         Status::Running => "Up".into(),
         Status::Paused => "Up (Paused)".into(),
-        Status::Restarting => "Restarting".into(),
+        Status::Restarting => crate::runtime::restart::restarting_status(r),
         Status::Removing => "Removal In Progress".into(),
         Status::Exited => format!("Exited ({})", r.state.exit_code),
         Status::Dead => "Dead".into(),
@@ -224,23 +226,32 @@ pub async fn post(
     match verb.as_str() {
         "rename" => {
             let name = params.get("name").ok_or_else(|| ApiError::bad_request("missing parameter: name"))?;
-            state.containers.rename(&id, name)?;
+            let old = state.containers.get(&id)?;
+            state.containers.rename(&old.id, name)?;
+            if let Ok(r) = state.containers.get(&old.id) {
+                state.events.container(&r, "rename", &[("oldName", format!("/{}", old.name))]);
+            }
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         "start" => {
             let record = state.containers.get(&id)?;
             state.runtime.refresh(&record.id).await;
-            if state.containers.get(&record.id)?.state.status == Status::Running {
+            // A restarting container counts as running, as in Docker: its supervisor starts it.
+            if matches!(state.containers.get(&record.id)?.state.status, Status::Running | Status::Restarting) {
                 return Ok(StatusCode::NOT_MODIFIED.into_response());
             }
             state.runtime.start(&record.id).await?;
+            crate::runtime::restart::note_start(&state.runtime, &record.id);
             spawn_watcher(&state, &record.id);
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         "stop" => {
             let record = state.containers.get(&id)?;
             state.runtime.refresh(&record.id).await;
-            if !matches!(state.containers.get(&record.id)?.state.status, Status::Running | Status::Paused) {
+            if !matches!(
+                state.containers.get(&record.id)?.state.status,
+                Status::Running | Status::Paused | Status::Restarting
+            ) {
                 return Ok(StatusCode::NOT_MODIFIED.into_response());
             }
             state.runtime.stop(&record.id, timeout).await?;
@@ -254,7 +265,9 @@ pub async fn post(
         "restart" => {
             let record = state.containers.get(&id)?;
             state.runtime.stop(&record.id, timeout).await?;
-            state.runtime.start(&record.id).await?;
+            let started = state.runtime.start(&record.id).await?;
+            crate::runtime::restart::note_start(&state.runtime, &record.id);
+            state.events.container(&started, "restart", &[]);
             spawn_watcher(&state, &record.id);
             Ok(StatusCode::NO_CONTENT.into_response())
         }
@@ -273,12 +286,16 @@ pub async fn post(
     }
 }
 
-/// Record the exit of a started container as soon as it happens, and remove it then when it has AutoRemove.
+/// Record the exit of a started container as soon as it happens and restart it as its policy says
+/// ([`crate::runtime::restart::supervise`]); remove it once it stopped for good when it has AutoRemove.
 pub fn spawn_watcher(state: &AppState, id: &str) {
     let state = state.clone();
     let id = id.to_string();
     tokio::spawn(async move {
-        let _ = state.runtime.wait(&id).await;
+        crate::runtime::restart::supervise(state.runtime.clone(), id.clone()).await;
+        if state.runtime.restarts.stopping() {
+            return;
+        }
         if let Ok(r) = state.containers.get(&id)
             && r.host_config.auto_remove
             && r.state.status == Status::Exited
@@ -288,7 +305,9 @@ pub fn spawn_watcher(state: &AppState, id: &str) {
             while state.attached(&id) && std::time::Instant::now() < deadline {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
-            let _ = state.containers.remove(&id);
+            if let Ok(removed) = state.containers.remove(&id) {
+                state.events.container(&removed, "destroy", &[]);
+            }
         }
     });
 }
@@ -369,6 +388,7 @@ pub async fn delete(
         let _ = state.runtime.kill(&record.id, "KILL").await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), state.runtime.wait(&record.id)).await;
     }
-    state.containers.remove(&record.id)?;
+    let removed = state.containers.remove(&record.id)?;
+    state.events.container(&removed, "destroy", &[]);
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -146,7 +146,11 @@ pub async fn post(
             Some(t) => format!("{repo}:{t}"),
             None => repo.clone(),
         };
-        state.images.tag(name, &parse_reference(&target)?)?;
+        let target = parse_reference(&target)?;
+        state.images.tag(name, &target)?;
+        if let Ok(image) = state.images.resolve(name) {
+            state.events.image("tag", &image.id.to_string(), &target.familiar());
+        }
         return Ok(StatusCode::CREATED.into_response());
     }
     if let Some(name) = rest.strip_suffix("/push") {
@@ -159,6 +163,7 @@ pub async fn post(
         state.images.resolve(&source)?;
         let opts = PushOptions { registry: registry_options(&state, &headers)?, ..Default::default() };
         let puller = state.puller.clone();
+        let events = state.events.clone();
         return Ok(progress_stream(move |tx| async move {
             let tx2 = tx.clone();
             let result = puller
@@ -169,6 +174,7 @@ pub async fn post(
             match result {
                 Ok(digest) => {
                     record_repo_digest(&puller, &target, &digest);
+                    events.image("push", &target.familiar(), &target.familiar());
                     let _ = tx.send(
                         json!({"status": format!("{}: digest: {digest}", target.tag.as_deref().unwrap_or("latest"))}),
                     );
@@ -189,7 +195,18 @@ pub async fn delete(
     Query(params): Params,
 ) -> ApiResult<Json<Value>> {
     let in_use = state.image_in_use();
+    let id = state.images.resolve(&name)?.id;
     let events = state.images.remove(&name, truthy(&params, "force"), &in_use)?;
+    for e in &events {
+        match e {
+            crate::image::store::RemoveEvent::Untagged(r) => state.events.image("untag", &id.to_string(), r),
+            // Released layers are listed as Deleted too; the image's own id is the delete event.
+            crate::image::store::RemoveEvent::Deleted(d) if *d == id => {
+                state.events.image("delete", &id.to_string(), &id.to_string())
+            }
+            crate::image::store::RemoveEvent::Deleted(_) => {}
+        }
+    }
     Ok(Json(serde_json::to_value(events).unwrap_or(Value::Null)))
 }
 
@@ -239,6 +256,7 @@ pub async fn create(
     }
     let opts = PullOptions { registry: registry_options(&state, &headers)?, ..Default::default() };
     let puller = state.puller.clone();
+    let events = state.events.clone();
     Ok(progress_stream(move |tx| async move {
         let what = reference.familiar();
         let _ = tx.send(json!({"status": format!("Pulling from {}", reference.repository.trim_start_matches("library/")), "id": reference.tag.clone().unwrap_or_else(|| "latest".into())}));
@@ -255,6 +273,7 @@ pub async fn create(
         match result {
             Ok(image) => {
                 record_repo_digest(&puller, &reference, &image.manifest_digest);
+                events.image("pull", &what, &what);
                 let _ = tx.send(json!({"status": format!("Digest: {}", image.manifest_digest)}));
                 let status = if up_to_date {
                     format!("Status: Image is up to date for {what}")

@@ -200,6 +200,7 @@ pub async fn attach(
     let rid = record.id.clone();
     let s: AppState = state.clone();
     state.attach_count(&rid, 1);
+    state.events.container(&record, "attach", &[]);
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
             s.attach_count(&rid, -1);

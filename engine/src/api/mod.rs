@@ -7,6 +7,7 @@ pub mod archives;
 pub mod container_archive;
 pub mod containers;
 pub mod error;
+pub mod events;
 pub mod images;
 pub mod logs;
 pub mod stats;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     /// Attach sessions per container: an AutoRemove container is removed only once its output was delivered.
     pub attachers: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    /// The event bus (the runtime's handle, shared).
+    pub events: crate::events::Events,
 }
 
 impl AppState {
@@ -52,7 +55,9 @@ impl AppState {
         };
         let containers = Arc::new(containers);
         let runtime = Arc::new(Runtime::new(paths.clone(), images.clone(), containers.clone()));
+        let events = runtime.events.clone();
         AppState {
+            events,
             paths: Arc::new(paths),
             puller: Arc::new(Puller::new(images.clone())),
             images,
@@ -76,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/version", get(system::version))
         .route("/info", get(system::info))
         .route("/system/df", get(images::system_df))
+        .route("/events", get(events::events))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/prune", post(images::prune))

@@ -64,6 +64,10 @@ pub struct Runtime {
     shim: PathBuf,
     /// Where container cgroups go (`BERTH_CGROUP_PARENT`, default `/berth`): tests give each berth its own.
     cgroup_parent: String,
+    /// Where every container event goes.
+    pub events: crate::events::Events,
+    /// Restart policies' daemon-wide state (see [`super::restart`]).
+    pub restarts: super::restart::Restarts,
     /// Held by a start and by a copy into or out of a stopped container (which mounts its overlay).
     pub rootfs_locks: super::copy::RootfsLocks,
 }
@@ -78,6 +82,8 @@ impl Runtime {
             facts: HostFacts::probe(),
             shim: shim_binary(),
             cgroup_parent,
+            events: crate::events::Events::new(),
+            restarts: Default::default(),
             rootfs_locks: Default::default(),
         }
     }
@@ -122,15 +128,19 @@ impl Runtime {
             }
         };
         match self.run_shim(&record, &bundle).await {
-            Ok(init_pid) => Ok(self.containers.update(&id, |r| {
-                r.state.status = Status::Running;
-                r.state.pid = init_pid;
-                r.state.exit_code = 0;
-                r.state.error.clear();
-                r.state.oom_killed = false;
-                r.state.started_at = now_rfc3339();
-                r.state.finished_at.clear();
-            })?),
+            Ok(init_pid) => {
+                let started = self.containers.update(&id, |r| {
+                    r.state.status = Status::Running;
+                    r.state.pid = init_pid;
+                    r.state.exit_code = 0;
+                    r.state.error.clear();
+                    r.state.oom_killed = false;
+                    r.state.started_at = now_rfc3339();
+                    r.state.finished_at.clear();
+                })?;
+                self.events.container(&started, "start", &[]);
+                Ok(started)
+            }
             Err((message, exit_code)) => {
                 let _ = rootfs::unmount(&rootfs_dir);
                 self.containers.update(&id, |r| {
@@ -311,7 +321,8 @@ impl Runtime {
     /// Bring a running record up to date with its shim: record the exit once it happened.
     pub async fn refresh(&self, id: &str) {
         let Ok(record) = self.containers.get(id) else { return };
-        if !matches!(record.state.status, Status::Running | Status::Paused | Status::Restarting) {
+        // Restarting: the exit is recorded and no shim runs until the restart supervisor starts one.
+        if !matches!(record.state.status, Status::Running | Status::Paused) {
             return;
         }
         if let Some(exit) = self.exit_record(&record.id) {
@@ -324,10 +335,13 @@ impl Runtime {
 
     fn record_exit(&self, id: &str, exit: &Value) {
         let _ = rootfs::unmount(&self.dir(id).join("rootfs"));
-        let _ = self.containers.update(id, |r| {
-            if !matches!(r.state.status, Status::Running | Status::Paused | Status::Restarting) {
+        // A restarting container's last exit is already recorded; its restart is the supervisor's.
+        let mut exited = false;
+        let updated = self.containers.update(id, |r| {
+            if !matches!(r.state.status, Status::Running | Status::Paused) {
                 return;
             }
+            exited = true;
             r.state.status = Status::Exited;
             r.state.pid = 0;
             r.state.exit_code = exit.get("exit_code").and_then(Value::as_i64).unwrap_or(255);
@@ -338,6 +352,14 @@ impl Runtime {
                 r.state.error = e.to_string();
             }
         });
+        if let Ok(r) = updated
+            && exited
+        {
+            if r.state.oom_killed {
+                self.events.container(&r, "oom", &[]);
+            }
+            self.events.container(&r, "die", &[("exitCode", r.state.exit_code.to_string())]);
+        }
     }
 
     /// Block until the container is not running; its exit code.
@@ -359,10 +381,16 @@ impl Runtime {
         let record = self.containers.get(key)?;
         self.refresh(&record.id).await;
         let record = self.containers.get(&record.id)?;
+        let sig = signal.trim_start_matches("SIG");
+        if record.state.status == Status::Restarting {
+            // Nothing runs to signal: the kill only cancels the pending restart, as in Docker.
+            super::restart::cancel(self, &record.id);
+            self.events.container(&record, "kill", &[("signal", super::restart::signal_number(sig))]);
+            return Ok(());
+        }
         if !matches!(record.state.status, Status::Running | Status::Paused) {
             return Err(RunError::NotRunning(record.id));
         }
-        let sig = signal.trim_start_matches("SIG");
         let signal = match sig.parse::<i64>() {
             Ok(n) => json!(n),
             Err(_) => json!(sig),
@@ -372,6 +400,8 @@ impl Runtime {
                 Err(RunError::Setup(a.get("message").and_then(Value::as_str).unwrap_or("kill failed").to_string()))
             }
             Some(_) => {
+                super::restart::note_kill(self, &record, sig);
+                self.events.container(&record, "kill", &[("signal", super::restart::signal_number(sig))]);
                 if record.state.status == Status::Paused {
                     self.thaw_after_signal(&record.id).await;
                 }
@@ -389,6 +419,11 @@ impl Runtime {
         let record = self.containers.get(key)?;
         self.refresh(&record.id).await;
         let record = self.containers.get(&record.id)?;
+        if record.state.status == Status::Restarting {
+            super::restart::cancel(self, &record.id);
+            self.events.container(&record, "stop", &[]);
+            return Ok(());
+        }
         if !matches!(record.state.status, Status::Running | Status::Paused) {
             return Ok(());
         }
@@ -400,6 +435,9 @@ impl Runtime {
         if tokio::time::timeout(timeout, self.wait(&record.id)).await.is_err() {
             let _ = self.kill(&record.id, "KILL").await;
             let _ = tokio::time::timeout(Duration::from_secs(10), self.wait(&record.id)).await;
+        }
+        if let Ok(r) = self.containers.get(&record.id) {
+            self.events.container(&r, "stop", &[]);
         }
         Ok(())
     }

@@ -6,3 +6,4 @@ pub mod config;
 pub mod copy;
 pub mod lifecycle;
 pub mod record;
+pub mod restart;

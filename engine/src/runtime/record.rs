@@ -97,6 +97,9 @@ pub struct ContainerRecord {
     pub state: State,
     #[serde(default)]
     pub restart_count: u64,
+    /// Stopped or killed through the API: no restart policy undoes that until the next `start`.
+    #[serde(default)]
+    pub manually_stopped: bool,
 }
 
 pub const NAME_CHARS: &str = "[a-zA-Z0-9][a-zA-Z0-9_.-]";
@@ -225,6 +228,7 @@ impl Containers {
             networking_config: body.networking_config,
             state: State::default(),
             restart_count: 0,
+            manually_stopped: false,
         };
         let dir = self.container_dir(&id);
         std::fs::create_dir_all(&dir).map_err(|source| ContainerError::Io {
