@@ -32,6 +32,8 @@ pub enum LinkError {
     Netns { path: PathBuf, reason: String },
     #[error("link {0} does not exist")]
     Missing(String),
+    #[error(transparent)]
+    Setting(#[from] crate::sysctl::SysctlError),
 }
 
 /// Turn rtnetlink's error into an io::Error so callers can match on errno.
@@ -234,6 +236,7 @@ impl HostLinks {
             let index =
                 self.index(spec.host_name).await?.ok_or_else(|| LinkError::Missing(spec.host_name.to_string()))?;
             self.tag_link(spec.host_name, index).await?;
+            crate::sysctl::hairpin(spec.host_name)?;
             let inside = InsideSpec {
                 name: spec.peer_name.to_string(),
                 address: spec.address,

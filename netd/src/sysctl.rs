@@ -9,6 +9,9 @@
 //!   traffic (a container reaching its own published port) whose source is not routed back through the bridge in
 //!   strict mode. The kernel uses the higher of `all` and the interface's value, so a host in strict mode (1)
 //!   becomes loose on berth bridges only.
+//! - `/sys/class/net/<host veth>/brport/hairpin_mode = 1` on each endpoint's bridge port: with `br_netfilter`
+//!   loaded (Docker hosts, this project's VM), a container's packet DNATed back to itself (its own published
+//!   port) is bridged out of the port it came in on, which a bridge does only in hairpin mode.
 
 use std::path::PathBuf;
 
@@ -36,4 +39,9 @@ pub fn bridge(name: &str) -> Result<(), SysctlError> {
     let dir = PathBuf::from("/proc/sys/net/ipv4/conf").join(name);
     set(dir.join("route_localnet"), "1")?;
     set(dir.join("rp_filter"), "2")
+}
+
+/// Hairpin mode on an endpoint's bridge port (see the module doc).
+pub fn hairpin(host_veth: &str) -> Result<(), SysctlError> {
+    set(PathBuf::from("/sys/class/net").join(host_veth).join("brport/hairpin_mode"), "1")
 }

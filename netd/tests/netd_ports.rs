@@ -82,6 +82,12 @@ async fn networks_are_isolated_and_published_ports_answer_across_restarts_until_
     let on_bridge = SocketAddr::new(two.gateway.into(), port);
     assert_eq!(tcp_get(local).expect("127.0.0.1"), "hello-from-a", "{}", t.nft_table());
     assert_eq!(tcp_get(on_bridge).expect("bridge address"), "hello-from-a");
+    // The container reaches its own published port through the host's address (hairpin), and so does its
+    // neighbour on the same network.
+    for from in ["a", "b"] {
+        let out = t.exec(from, &["busybox", "nc", "-w", "2", &one.gateway.to_string(), &port.to_string()]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello-from-a", "from {from}: {out:?}");
+    }
 
     // The port is taken now, by berth; and a container publishes once.
     let (code, msg) = status(c.publish(&publish("c", &two.name, Some(port), 80)).await);
