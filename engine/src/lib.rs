@@ -12,3 +12,4 @@ pub mod paths;
 pub mod registry;
 pub mod runtime;
 pub mod time;
+pub mod volume;

@@ -66,7 +66,10 @@ pub async fn create(State(state): State<AppState>, Query(params): Params, body: 
         .images
         .resolve(&body.config.image)
         .map_err(|_| ApiError::not_found(format!("No such image: {}", body.config.image)))?;
+    let image_volumes = image.config.config().as_ref().and_then(|c| c.volumes().clone()).unwrap_or_default();
+    let planned = super::volumes::plan_mounts(&body, &image_volumes)?;
     let record = state.containers.create(params.get("name").map(String::as_str), body, Some(image.id))?;
+    super::volumes::attach_mounts(&state, &record.id, planned)?;
     state.events.container(&record, "create", &[]);
     Ok((StatusCode::CREATED, Json(json!({"Id": record.id, "Warnings": []}))).into_response())
 }
@@ -104,7 +107,7 @@ fn summary(r: &ContainerRecord) -> Value {
         "Status": status_text(r),
         "HostConfig": {"NetworkMode": r.host_config.network_mode.clone().unwrap_or_else(|| "none".into())},
         "NetworkSettings": {"Networks": {}},
-        "Mounts": [],
+        "Mounts": crate::volume::mounts::to_json(&r.mounts),
     })
 }
 
@@ -193,7 +196,7 @@ pub fn inspect_json(r: &ContainerRecord) -> Value {
         "HostConfig": r.host_config,
         "Config": r.config,
         "NetworkSettings": {"Networks": {}, "Ports": {}},
-        "Mounts": [],
+        "Mounts": crate::volume::mounts::to_json(&r.mounts),
     })
 }
 
@@ -305,8 +308,10 @@ pub fn spawn_watcher(state: &AppState, id: &str) {
             while state.attached(&id) && std::time::Instant::now() < deadline {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
+            // Docker's AutoRemove removes the anonymous volumes too, as `rm -v` does.
             if let Ok(removed) = state.containers.remove(&id) {
                 state.events.container(&removed, "destroy", &[]);
+                super::volumes::remove_container_volumes(&state, &removed);
             }
         }
     });
@@ -390,5 +395,8 @@ pub async fn delete(
     }
     let removed = state.containers.remove(&record.id)?;
     state.events.container(&removed, "destroy", &[]);
+    if truthy(&params, "v") {
+        super::volumes::remove_container_volumes(&state, &removed);
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

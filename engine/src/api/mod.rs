@@ -12,6 +12,7 @@ pub mod images;
 pub mod logs;
 pub mod stats;
 pub mod system;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -98,6 +99,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/containers/{id}/{verb}", get(containers::get).post(containers::post))
         .route("/containers/{id}", axum::routing::delete(containers::delete))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route("/volumes/{name}", get(volumes::inspect).delete(volumes::delete))
         .with_state(state)
 }
 

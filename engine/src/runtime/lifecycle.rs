@@ -20,7 +20,7 @@ use tokio::net::UnixStream;
 
 use super::config::HostConfig;
 use super::record::{ContainerRecord, Containers, Status};
-use crate::container::spec::{self, ContainerSpecInput, HostFacts, MountInput, NetworkMode, Resources};
+use crate::container::spec::{self, ContainerSpecInput, HostFacts, NetworkMode, Resources};
 use crate::image::store::ImageStore;
 use crate::image::{Digest, rootfs};
 use crate::paths::Paths;
@@ -70,11 +70,14 @@ pub struct Runtime {
     pub restarts: super::restart::Restarts,
     /// Held by a start and by a copy into or out of a stopped container (which mounts its overlay).
     pub rootfs_locks: super::copy::RootfsLocks,
+    /// The volume store: containers' volumes are mounted and filled at start, released at exit.
+    pub volumes: Arc<crate::volume::VolumeStore>,
 }
 
 impl Runtime {
     pub fn new(paths: Paths, images: Arc<ImageStore>, containers: Arc<Containers>) -> Runtime {
         let cgroup_parent = std::env::var("BERTH_CGROUP_PARENT").unwrap_or_default();
+        let volumes = Arc::new(crate::volume::VolumeStore::open(&paths.root));
         Runtime {
             paths,
             images,
@@ -85,6 +88,7 @@ impl Runtime {
             events: crate::events::Events::new(),
             restarts: Default::default(),
             rootfs_locks: Default::default(),
+            volumes,
         }
     }
 
@@ -123,6 +127,7 @@ impl Runtime {
             Ok(b) => b,
             Err(e) => {
                 let _ = rootfs::unmount(&rootfs_dir);
+                crate::volume::attach::release(&self.volumes, &self.containers, &id);
                 let _ = self.containers.update(&id, |r| r.state.error = e.to_string());
                 return Err(e);
             }
@@ -143,6 +148,7 @@ impl Runtime {
             }
             Err((message, exit_code)) => {
                 let _ = rootfs::unmount(&rootfs_dir);
+                crate::volume::attach::release(&self.volumes, &self.containers, &id);
                 self.containers.update(&id, |r| {
                     r.state.exit_code = exit_code;
                     r.state.error = message.clone();
@@ -172,7 +178,10 @@ impl Runtime {
     fn write_bundle(&self, record: &ContainerRecord, rootfs_dir: &Path) -> Result<PathBuf> {
         let bundle = self.dir(&record.id).join("bundle");
         std::fs::create_dir_all(&bundle).map_err(|e| setup("bundle", e))?;
-        let input = self.spec_input(record, &bundle)?;
+        let mut input = self.spec_input(record, &bundle)?;
+        // Binds, volumes (mounted, filled from the image when empty) and tmpfs, from the record's mount points.
+        input.mounts = crate::volume::attach::prepare(&self.volumes, &record.mounts, rootfs_dir)
+            .map_err(|e| RunError::StartFailed { message: e.to_string(), exit_code: 128 })?;
         let spec = spec::build_spec_with(&input, rootfs_dir, &self.facts)
             .map_err(|e| RunError::StartFailed { message: e.to_string(), exit_code: 128 })?;
         let json = serde_json::to_vec_pretty(&spec).map_err(|e| setup("config.json", e))?;
@@ -220,7 +229,6 @@ impl Runtime {
             sysctls: h.sysctls.clone(),
             shm_size: (h.shm_size > 0).then_some(h.shm_size as u64),
             resources: resources(h),
-            mounts: mounts(h)?,
             network: match h.network_mode.as_deref() {
                 Some("host") => NetworkMode::Host,
                 _ => NetworkMode::None,
@@ -335,6 +343,7 @@ impl Runtime {
 
     fn record_exit(&self, id: &str, exit: &Value) {
         let _ = rootfs::unmount(&self.dir(id).join("rootfs"));
+        crate::volume::attach::release(&self.volumes, &self.containers, id);
         // A restarting container's last exit is already recorded; its restart is the supervisor's.
         let mut exited = false;
         let updated = self.containers.update(id, |r| {
@@ -466,53 +475,6 @@ fn resources(h: &HostConfig) -> Resources {
         ulimits: h.ulimits.iter().map(|u| spec::Ulimit { name: u.name.clone(), soft: u.soft, hard: u.hard }).collect(),
         ..Default::default()
     }
-}
-
-/// `Binds` (`/src:/dst[:ro]`), `Tmpfs` (`/dst: opts`) and `Mounts` of type bind and tmpfs.
-fn mounts(h: &HostConfig) -> Result<Vec<MountInput>> {
-    let mut out = Vec::new();
-    for b in &h.binds {
-        let parts: Vec<&str> = b.split(':').collect();
-        let (src, dst, mode) = match parts.as_slice() {
-            [s, d] => (*s, *d, ""),
-            [s, d, m] => (*s, *d, *m),
-            _ => return Err(RunError::Setup(format!("invalid bind {b:?}: expected SRC:DST[:MODE]"))),
-        };
-        if !src.starts_with('/') {
-            return Err(RunError::Setup(format!("bind {b:?}: named volumes arrive with the volumes API")));
-        }
-        out.push(MountInput::Bind {
-            source: PathBuf::from(src),
-            target: dst.to_string(),
-            read_only: mode.split(',').any(|m| m == "ro"),
-            propagation: None,
-            non_recursive: false,
-        });
-    }
-    for (target, options) in &h.tmpfs {
-        let options = options.split(',').filter(|o| !o.is_empty()).map(str::to_owned).collect();
-        out.push(MountInput::Tmpfs { target: target.clone(), size: None, mode: None, read_only: false, options });
-    }
-    for m in &h.mounts {
-        match m.kind.as_str() {
-            "bind" => out.push(MountInput::Bind {
-                source: PathBuf::from(&m.source),
-                target: m.target.clone(),
-                read_only: m.read_only,
-                propagation: None,
-                non_recursive: false,
-            }),
-            "tmpfs" => out.push(MountInput::Tmpfs {
-                target: m.target.clone(),
-                size: None,
-                mode: None,
-                read_only: m.read_only,
-                options: Vec::new(),
-            }),
-            other => return Err(RunError::Setup(format!("mount type {other:?} arrives with the volumes API"))),
-        }
-    }
-    Ok(out)
 }
 
 /// berth-shim beside berthd (a cargo build, an install), else the one on PATH.

@@ -100,6 +100,9 @@ pub struct ContainerRecord {
     /// Stopped or killed through the API: no restart policy undoes that until the next `start`.
     #[serde(default)]
     pub manually_stopped: bool,
+    /// Binds, volumes (with the names of those made for it) and tmpfs mounts, resolved at create.
+    #[serde(default)]
+    pub mounts: Vec<crate::volume::MountPoint>,
 }
 
 pub const NAME_CHARS: &str = "[a-zA-Z0-9][a-zA-Z0-9_.-]";
@@ -229,6 +232,7 @@ impl Containers {
             state: State::default(),
             restart_count: 0,
             manually_stopped: false,
+            mounts: Vec::new(),
         };
         let dir = self.container_dir(&id);
         std::fs::create_dir_all(&dir).map_err(|source| ContainerError::Io {
