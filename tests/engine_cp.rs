@@ -120,7 +120,7 @@ fn links_stay_inside(b: &Berth, c: &str, out: &Path) {
 fn cp_out_of_a_running_container() {
     let b = berth();
     let script = format!("{} && touch /ready && exec sleep 1000", plant());
-    b.docker_ok(&["run", "-d", "--name", "cpout", "e2e/bb:1", "sh", "-c", &script]);
+    b.docker_ok(&["run", "-d", "--network", "none", "--name", "cpout", "e2e/bb:1", "sh", "-c", &script]);
     wait_for_file(&b, "cpout", "/ready");
     let out = b.dir.path().join("out");
     std::fs::create_dir(&out).unwrap_or_else(|e| panic!("{e}"));
@@ -162,7 +162,18 @@ fn cp_out_of_a_running_container() {
 #[test]
 fn cp_into_a_running_container() {
     let b = berth();
-    b.docker_ok(&["run", "-d", "--name", "cpin", "e2e/bb:1", "sh", "-c", "touch /ready && exec sleep 1000"]);
+    b.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "cpin",
+        "e2e/bb:1",
+        "sh",
+        "-c",
+        "touch /ready && exec sleep 1000",
+    ]);
     wait_for_file(&b, "cpin", "/ready");
     let src = b.dir.path().join("src");
     std::fs::create_dir_all(src.join("dir/sub")).unwrap_or_else(|e| panic!("{e}"));
@@ -228,7 +239,7 @@ fn mounts_of(b: &Berth) -> usize {
 fn cp_into_and_out_of_stopped_containers() {
     let b = berth();
     // Created, never started: a file copied in is there when it starts.
-    b.docker_ok(&["create", "--name", "later", "e2e/bb:1", "cat", "/greeting"]);
+    b.docker_ok(&["create", "--network", "none", "--name", "later", "e2e/bb:1", "cat", "/greeting"]);
     let greeting = b.dir.path().join("greeting");
     std::fs::write(&greeting, "hello from cp\n").unwrap_or_else(|e| panic!("{e}"));
     b.docker_ok(&["cp", &greeting.to_string_lossy(), "later:/greeting"]);
@@ -238,7 +249,7 @@ fn cp_into_and_out_of_stopped_containers() {
     assert_eq!(b.docker_ok(&["logs", "later"]), "hello from cp\n");
 
     // Exited, with escaping links planted while it ran.
-    b.docker_ok(&["run", "--name", "done", "e2e/bb:1", "sh", "-c", &plant()]);
+    b.docker_ok(&["run", "--network", "none", "--name", "done", "e2e/bb:1", "sh", "-c", &plant()]);
     assert_eq!(b.docker_ok(&["inspect", "done", "--format", "{{.State.Status}}"]).trim(), "exited");
     let out = b.dir.path().join("out");
     std::fs::create_dir(&out).unwrap_or_else(|e| panic!("{e}"));
@@ -271,7 +282,7 @@ fn curl(b: &Berth, method: &str, path: &str) -> (u16, String, String) {
 #[test]
 fn archive_api_answers_as_docker() {
     let b = berth();
-    b.docker_ok(&["create", "--name", "api", "e2e/bb:1"]);
+    b.docker_ok(&["create", "--network", "none", "--name", "api", "e2e/bb:1"]);
 
     // HEAD: the stat header only, with Go's FileMode bits (directory = 1 << 31).
     let (code, headers, _) = curl(&b, "HEAD", "/containers/api/archive?path=/tmp");
@@ -318,4 +329,55 @@ fn stat_of(b: &Berth, path: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no stat header in {text}"));
     let json = base64::engine::general_purpose::STANDARD.decode(value).unwrap_or_else(|e| panic!("base64: {e}"));
     serde_json::from_slice(&json).unwrap_or_else(|e| panic!("stat json: {e}"))
+}
+
+/// A running container is copied through its own mount namespace: files under a bind mount are the host
+/// directory's, both ways, and a symlink in the bind still resolves inside the container.
+#[test]
+fn cp_through_a_bind_mount_of_a_running_container() {
+    let b = berth();
+    let host = b.dir.path().join("bound");
+    std::fs::create_dir(&host).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(host.join("from-host"), "host side\n").unwrap_or_else(|e| panic!("{e}"));
+    std::os::unix::fs::symlink("/etc/shadow", host.join("shadow-link")).unwrap_or_else(|e| panic!("{e}"));
+    let bind = format!("{}:/vol", host.display());
+    let script = format!("echo {CONTAINER_SHADOW} > /etc/shadow && touch /ready && exec sleep 1000");
+    b.docker_ok(&["run", "-d", "--network", "none", "--name", "bound", "-v", &bind, "e2e/bb:1", "sh", "-c", &script]);
+    wait_for_file(&b, "bound", "/ready");
+
+    let tar = entries(&cp_out(&b, "bound:/vol/from-host"));
+    assert_eq!(tar[0].6, b"host side\n");
+    let local = b.dir.path().join("into");
+    std::fs::write(&local, "container side\n").unwrap_or_else(|e| panic!("{e}"));
+    b.docker_ok(&["cp", &local.to_string_lossy(), "bound:/vol/"]);
+    assert_eq!(std::fs::read_to_string(host.join("into")).unwrap_or_default(), "container side\n");
+    // The same file is not in the container's own rootfs under the mount point.
+    let upper = b.root().join("containers");
+    let leaked = walk_for(&upper, "into");
+    assert!(leaked.is_empty(), "the copy went under the bind mount, not into the rootfs: {leaked:?}");
+
+    let out = b.dir.path().join("shadow-out");
+    b.docker_ok(&["cp", "-L", "bound:/vol/shadow-link", &out.to_string_lossy()]);
+    assert_eq!(std::fs::read_to_string(&out).unwrap_or_default().trim(), CONTAINER_SHADOW);
+    b.docker_ok(&["rm", "-f", "bound"]);
+}
+
+/// Paths named `name` below `dir` (bounded depth, no symlinks followed, mounts not entered).
+fn walk_for(dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), 0)];
+    while let Some((d, depth)) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_name() == name {
+                found.push(p.clone());
+            }
+            // The running container's merged rootfs is a mount of its own: its upper dir is what counts.
+            if e.file_type().is_ok_and(|t| t.is_dir()) && depth < 12 && e.file_name() != "rootfs" {
+                stack.push((p, depth + 1));
+            }
+        }
+    }
+    found
 }

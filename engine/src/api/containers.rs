@@ -393,7 +393,10 @@ pub async fn delete(
         let _ = state.runtime.kill(&record.id, "KILL").await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), state.runtime.wait(&record.id)).await;
     }
+    // A copy may have a stopped container's overlay mounted in its directory: removal waits until it is done.
+    let rootfs_lock = state.runtime.rootfs_locks.lock(&record.id).await;
     let removed = state.containers.remove(&record.id)?;
+    drop(rootfs_lock);
     state.events.container(&removed, "destroy", &[]);
     if truthy(&params, "v") {
         super::volumes::remove_container_volumes(&state, &removed);
