@@ -78,7 +78,7 @@ pub async fn create(State(state): State<AppState>, Query(params): Params, body: 
 fn status_text(r: &ContainerRecord) -> String {
     match r.state.status {
         Status::Created => "Created".into(),
-        Status::Running => "Up".into(),
+        Status::Running => format!("Up{}", crate::runtime::health::status_suffix(r)),
         Status::Paused => "Up (Paused)".into(),
         Status::Restarting => crate::runtime::restart::restarting_status(r),
         Status::Removing => "Removal In Progress".into(),
@@ -187,6 +187,8 @@ pub fn inspect_json(r: &ContainerRecord) -> Value {
             "Error": s.error,
             "StartedAt": if s.started_at.is_empty() { zero.clone() } else { s.started_at.clone() },
             "FinishedAt": if s.finished_at.is_empty() { zero } else { s.finished_at.clone() },
+            // null (Go's nil) without a healthcheck, as Docker's omitted field decodes.
+            "Health": s.health.as_ref().map(|h| h.to_api()),
         },
         "Image": r.image_id.as_ref().map(|d| d.to_string()).unwrap_or_default(),
         "Name": format!("/{}", r.name),
@@ -211,7 +213,10 @@ pub async fn get(
         "json" => {
             state.runtime.refresh(&record.id).await;
             let record = state.containers.get(&record.id)?;
-            Ok(Json(inspect_json(&record)).into_response())
+            let mut body = inspect_json(&record);
+            let exec_ids = state.execs.ids_of(&record.id);
+            body["ExecIDs"] = if exec_ids.is_empty() { Value::Null } else { json!(exec_ids) };
+            Ok(Json(body).into_response())
         }
         "stats" => super::stats::stats(state, &record.id, &params).await,
         "top" => super::stats::top(state, &record.id, &params).await,
@@ -295,7 +300,10 @@ pub fn spawn_watcher(state: &AppState, id: &str) {
     let state = state.clone();
     let id = id.to_string();
     tokio::spawn(async move {
+        // The healthcheck monitor lives as long as this watcher: across restarts, until the container is done.
+        state.health.start(&state.runtime, &id);
         crate::runtime::restart::supervise(state.runtime.clone(), id.clone()).await;
+        state.health.stop(&id);
         if state.runtime.restarts.stopping() {
             return;
         }

@@ -8,6 +8,7 @@ pub mod container_archive;
 pub mod containers;
 pub mod error;
 pub mod events;
+pub mod exec;
 pub mod images;
 pub mod logs;
 pub mod stats;
@@ -45,6 +46,10 @@ pub struct AppState {
     pub attachers: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
     /// The event bus (the runtime's handle, shared).
     pub events: crate::events::Events,
+    /// Execs created through the API (`/exec/{id}/…`, a container's `ExecIDs`).
+    pub execs: Arc<crate::runtime::exec::Execs>,
+    /// Healthcheck monitors of running containers.
+    pub health: Arc<crate::runtime::health::Monitors>,
 }
 
 impl AppState {
@@ -66,6 +71,8 @@ impl AppState {
             containers,
             runtime,
             attachers: Default::default(),
+            execs: Default::default(),
+            health: Default::default(),
         }
     }
 
@@ -93,6 +100,10 @@ pub fn router(state: AppState) -> Router {
         .route("/containers/create", post(containers::create))
         .route("/containers/{id}/logs", get(logs::logs))
         .route("/containers/{id}/attach", post(logs::attach))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/resize", post(exec::resize))
+        .route("/exec/{id}/json", get(exec::inspect))
         .route(
             "/containers/{id}/archive",
             get(container_archive::get).head(container_archive::head).put(container_archive::put),

@@ -3,6 +3,8 @@
 
 pub mod cgroups;
 pub mod config;
+pub mod exec;
+pub mod health;
 pub mod copy;
 pub mod lifecycle;
 pub mod record;

@@ -78,6 +78,9 @@ pub struct State {
     pub oom_killed: bool,
     pub started_at: String,
     pub finished_at: String,
+    /// With a healthcheck: its state (kept across berthd restarts; see `health`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::health::Health>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
