@@ -345,6 +345,8 @@ pub struct HostFacts {
     pub can_raise_rlimits: bool,
     /// Current hard rlimits by Docker's ulimit name; `u64::MAX` is unlimited.
     pub rlimits_hard: BTreeMap<String, u64>,
+    /// berthd's own `oom_score_adj`: without CAP_SYS_RESOURCE a container cannot go below it.
+    pub oom_score_adj: i32,
     /// berthd runs in a user namespace (no ping_group_range then, as Docker).
     pub in_user_ns: bool,
     /// Sysctls of Docker's defaults that this kernel has.
@@ -499,6 +501,7 @@ impl HostFacts {
             swap_limit,
             can_raise_rlimits: effective & (1 << 24) != 0,
             rlimits_hard: parse_limits(&read("/proc/self/limits")),
+            oom_score_adj: read("/proc/self/oom_score_adj").trim().parse().unwrap_or(0),
             in_user_ns,
             sysctls,
             thermal_throttle: thermal_throttle_dirs(),
@@ -1186,6 +1189,16 @@ impl<'a> Plan<'a> {
         if r.oom_score_adj.is_some_and(|s| !(-1000..=1000).contains(&s)) {
             return bad("invalid value for oom score adj, the range is [-1000, 1000]");
         }
+        // The runtime's write would fail with a bare EACCES ("io error") at create: say why instead.
+        if let Some(adj) = r.oom_score_adj
+            && adj < self.host.oom_score_adj
+            && !self.host.can_raise_rlimits
+        {
+            return Err(SpecError::Resources(format!(
+                "oom_score_adj {adj} is below berthd's own ({}), and lowering it needs CAP_SYS_RESOURCE, which berth does not have here",
+                self.host.oom_score_adj
+            )));
+        }
 
         let mut memory = LinuxMemory::default();
         memory.set_limit((r.memory > 0).then_some(r.memory));
@@ -1723,6 +1736,7 @@ mod tests {
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))
                 .collect(),
+            oom_score_adj: 0,
             in_user_ns: false,
             sysctls: [PING_GROUP_RANGE, UNPRIVILEGED_PORT_START].into_iter().map(str::to_owned).collect(),
             thermal_throttle: vec![],
@@ -2396,7 +2410,7 @@ mod tests {
             cpuset_cpus: "0-1".to_owned(),
             pids_limit: Some(0),
             blkio_weight: 300,
-            oom_score_adj: Some(-500),
+            oom_score_adj: Some(500),
             ..Default::default()
         };
         let spec = build(&ContainerSpecInput { resources, cgroup_parent: "tenants/a/".to_owned(), ..input() })?;
@@ -2411,7 +2425,7 @@ mod tests {
         assert_eq!(r["cpu"]["cpus"], "0-1");
         assert_eq!(r["pids"]["limit"], -1);
         assert_eq!(r["blockIO"]["weight"], 300);
-        assert_eq!(json["process"]["oomScoreAdj"], -500);
+        assert_eq!(json["process"]["oomScoreAdj"], 500);
         assert_eq!(json["linux"]["cgroupsPath"], format!("tenants/a/{ID}"));
 
         let plain = serde_json::to_value(build(&input())?)?;
@@ -2434,6 +2448,11 @@ mod tests {
         assert!(with(Resources { nano_cpus: 1, cpu_quota: 50_000, ..Default::default() }).contains("nano cpus"));
         assert!(with(Resources { blkio_weight: 5, ..Default::default() }).contains("blkio weight"));
         assert!(with(Resources { oom_score_adj: Some(1001), ..Default::default() }).contains("oom score adj"));
+        let lower = Resources { oom_score_adj: Some(-500), ..Default::default() };
+        assert!(with(lower.clone()).contains("oom_score_adj -500 is below berthd's own (0)"));
+        let can = HostFacts { can_raise_rlimits: true, ..host() };
+        let spec = build_on(&ContainerSpecInput { resources: lower, ..input() }, &can)?;
+        assert_eq!(serde_json::to_value(spec)?["process"]["oomScoreAdj"], -500);
         assert_eq!(
             err(build(&ContainerSpecInput { cgroup_parent: "../escape".to_owned(), ..input() })),
             "invalid cgroup parent \"../escape\""

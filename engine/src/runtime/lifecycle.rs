@@ -455,6 +455,7 @@ impl Runtime {
     pub async fn reconcile(&self) {
         for r in self.containers.list() {
             self.refresh(&r.id).await;
+            self.sync_paused(&r.id);
         }
     }
 }

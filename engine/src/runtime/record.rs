@@ -271,6 +271,16 @@ impl Containers {
         Ok(record)
     }
 
+    /// Change a record in memory only, for state the kernel keeps per boot and berthd reads back from it on
+    /// start (paused: the freezer), so its fast path has no fsync'd write.
+    pub fn update_in_memory(&self, key: &str, f: impl FnOnce(&mut ContainerRecord)) -> Result<ContainerRecord> {
+        let mut table = self.write();
+        let id = find(&table, key)?.id.clone();
+        let record = table.get_mut(&id).ok_or_else(|| ContainerError::NotFound(key.to_string()))?;
+        f(record);
+        Ok(record.clone())
+    }
+
     pub fn rename(&self, key: &str, new_name: &str) -> Result<()> {
         let new_name = new_name.trim_start_matches('/');
         if !valid_name(new_name) {

@@ -1,5 +1,9 @@
 //! `pause` and `unpause` of a container (Docker's semantics): the freezer of its cgroup, and the record's
-//! `paused` status, which outlives a berthd restart as the kernel's frozen cgroup does.
+//! `paused` status.
+//!
+//! The kernel's freezer is the truth: the status changes in memory only (a pause costs no fsync'd write, and a
+//! reboot thaws everything anyway), and berthd reads it back from the freezer on start ([`Runtime::sync_paused`]),
+//! so a paused container stays paused across a berthd restart.
 
 use super::freezer;
 use crate::runtime::lifecycle::{RunError, Runtime};
@@ -18,12 +22,7 @@ impl Runtime {
         }
         let (_, cgroup) = super::of_container(&record.id, &self.shim_dir(&record.id))?;
         freezer::freeze(&cgroup).await?;
-        self.containers.update(&record.id, |r| {
-            if r.state.status == Status::Running {
-                r.state.status = Status::Paused;
-            }
-        })?;
-        Ok(())
+        self.set_paused(&record.id, true)
     }
 
     /// Thaw a paused container.
@@ -50,10 +49,29 @@ impl Runtime {
     async fn thaw(&self, id: &str) -> Result<(), RunError> {
         let (_, cgroup) = super::of_container(id, &self.shim_dir(id))?;
         freezer::thaw(&cgroup).await?;
-        self.containers.update(id, |r| {
-            if r.state.status == Status::Paused {
-                r.state.status = Status::Running;
+        self.set_paused(id, false)
+    }
+
+    /// On berthd's start: a running container is paused exactly when its cgroup is frozen.
+    pub(crate) fn sync_paused(&self, id: &str) {
+        let Ok(record) = self.containers.get(id) else { return };
+        if !matches!(record.state.status, Status::Running | Status::Paused) {
+            return;
+        }
+        let frozen = super::of_container(id, &self.shim_dir(id)).and_then(|(_, cg)| freezer::is_frozen(&cg));
+        match frozen {
+            Ok(frozen) => {
+                let _ = self.set_paused(id, frozen);
             }
+            Err(e) => tracing::warn!(id, error = %e, "cannot read the container's freezer state"),
+        }
+    }
+
+    fn set_paused(&self, id: &str, paused: bool) -> Result<(), RunError> {
+        self.containers.update_in_memory(id, |r| match r.state.status {
+            Status::Running if paused => r.state.status = Status::Paused,
+            Status::Paused if !paused => r.state.status = Status::Running,
+            _ => {}
         })?;
         Ok(())
     }
