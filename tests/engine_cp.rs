@@ -307,8 +307,32 @@ fn archive_api_answers_as_docker() {
     assert_eq!(code, 404, "{body}");
     let (code, _, body) = curl(&b, "GET", "/containers/api/archive");
     assert_eq!(code, 400, "{body}");
+
+    // A symlink streamed into the stopped container: its stat names the resolved target, inside the container.
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_mode(0o777);
+    h.set_size(0);
+    h.set_mtime(1_700_000_000);
+    h.set_uid(0);
+    h.set_gid(0);
+    builder.append_link(&mut h, "esc", "/../../etc/passwd").unwrap_or_else(|e| panic!("{e}"));
+    let tar = builder.into_inner().unwrap_or_else(|e| panic!("{e}"));
+    let out = docker_stdin(&b, &["cp", "-", "api:/tmp"], &tar);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stat = stat_of(&b, "/tmp/esc");
+    assert_eq!(stat["name"], "esc");
+    assert_eq!(stat["linkTarget"], "/etc/passwd", "{stat}");
+    assert_eq!(stat["mode"].as_u64(), Some((1 << 27) | 0o777), "{stat}");
+
+    // A read-only container's rootfs takes no copy, stopped or not.
+    b.docker_ok(&["create", "--network", "none", "--read-only", "--name", "ro", "e2e/bb:1"]);
+    let refused = docker_stdin(&b, &["cp", "-", "ro:/tmp"], &tar);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("container rootfs is marked read-only"), "{}", stderr(&refused));
     assert_eq!(mounts_of(&b), 0);
-    b.docker_ok(&["rm", "api"]);
+    b.docker_ok(&["rm", "api", "ro"]);
 }
 
 /// The decoded stat header of `path` in container `api`.

@@ -1,6 +1,6 @@
 //! The tar stream of `GET /containers/{id}/archive`: the located file or directory tree under one top name, with
-//! modes, owners, mtimes, symlinks (as they are, never followed), hard links within the tree, devices and
-//! FIFOs, as Docker's `TarWithOptions` writes them. Sockets are skipped, as in Docker.
+//! modes, owners, mtimes, symlinks (as they are, never followed), hard links within the tree, devices, FIFOs and
+//! file capabilities, as Docker's `TarWithOptions` writes them. Sockets are skipped, as in Docker.
 //!
 //! Everything is read through directory fds (`openat`/`fstatat` with `O_NOFOLLOW`), starting from the fd the
 //! path resolution in the container's root returned, so a symlink swapped in while the tree is read cannot lead
@@ -18,8 +18,11 @@ use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat, major, minor};
 use nix::sys::statfs::{self, fstatfs};
 use tar::{EntryType, Header};
+use xattr::FileExt as _;
 
 use super::path::Located;
+
+const CAPABILITY_XATTR: &str = "security.capability";
 
 /// Write the tar of `located` to `out`, its top entry named `top` (Docker rebases the entries onto the
 /// requested path's base name; `.` and `/` give the directory's contents at the top of the archive).
@@ -153,6 +156,12 @@ impl<W: Write> Packer<W> {
                 h.set_entry_type(EntryType::Regular);
                 let size = u64::try_from(st.st_size).unwrap_or(0);
                 h.set_size(size);
+                // File capabilities (`setcap`) are the one xattr Docker's tars carry; a file without them, or a
+                // filesystem without xattrs, has none.
+                if let Ok(Some(cap)) = file.get_xattr(CAPABILITY_XATTR) {
+                    let key = format!("SCHILY.xattr.{CAPABILITY_XATTR}");
+                    self.builder.append_pax_extensions([(key.as_str(), cap.as_slice())])?;
+                }
                 self.builder.append_data(&mut h, tar_name, Padded { inner: file.take(size), left: size })?;
             }
             k if k == SFlag::S_IFLNK.bits() => {
@@ -318,6 +327,39 @@ mod tests {
         let got = entries(&pack(t.path(), "/etc/hostname", "renamed")?)?;
         assert_eq!(got.len(), 1);
         assert_eq!((got[0].0.as_str(), &got[0].3[..]), ("renamed", &b"box\n"[..]));
+        Ok(())
+    }
+
+    #[test]
+    fn file_capabilities_are_carried() -> TestResult {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: setting file capabilities needs root");
+            return Ok(());
+        }
+        let t = tempfile::tempdir()?;
+        let f = t.path().join("ping");
+        std::fs::write(&f, "bin")?;
+        // vfs_cap_data revision 2, effective, permitted CAP_NET_RAW (13): what `setcap cap_net_raw+ep` writes.
+        let mut cap = Vec::new();
+        for word in [0x0200_0001u32, 1 << 13, 0, 0, 0] {
+            cap.extend_from_slice(&word.to_le_bytes());
+        }
+        if let Err(e) = xattr::set(&f, CAPABILITY_XATTR, &cap) {
+            eprintln!("skipped: this filesystem refuses file capabilities: {e}");
+            return Ok(());
+        }
+        let tar = pack(t.path(), "/ping", "ping")?;
+        let mut a = tar::Archive::new(tar.as_slice());
+        let mut e = a.entries()?.next().ok_or("no entry")??;
+        let exts = e.pax_extensions()?.ok_or("no PAX records")?;
+        let found: Vec<(String, Vec<u8>)> = exts
+            .filter_map(Result::ok)
+            .map(|x| (String::from_utf8_lossy(x.key_bytes()).into_owned(), x.value_bytes().to_vec()))
+            .collect();
+        assert_eq!(found, [(format!("SCHILY.xattr.{CAPABILITY_XATTR}"), cap)]);
+        let mut data = String::new();
+        e.read_to_string(&mut data)?;
+        assert_eq!(data, "bin");
         Ok(())
     }
 
