@@ -89,7 +89,7 @@ fn volume_commands_create_list_inspect_remove_and_prune() {
     assert_eq!(ls(&["label=app=db"]), ["v2"]);
     assert_eq!(ls(&["label=tier"]), ["v1"]);
     assert_eq!(ls(&["driver=local"]), ["v1", "v2"]);
-    b.docker_ok(&["create", "--name", "user", "-v", "v1:/data", &img]);
+    b.docker_ok(&["create", "--network=none", "--name", "user", "-v", "v1:/data", &img]);
     assert_eq!(ls(&["dangling=true"]), ["v2"]);
     assert_eq!(ls(&["dangling=false"]), ["v1"]);
 
@@ -134,7 +134,18 @@ fn a_named_volume_keeps_writes_for_the_next_container() {
     let b = Berth::new();
     let img = plain_image(&b);
     // Created on first use, as Docker does.
-    b.docker_ok(&["run", "--name", "writer", "-v", "shared:/data", &img, "sh", "-c", "echo kept > /data/f"]);
+    b.docker_ok(&[
+        "run",
+        "--network=none",
+        "--name",
+        "writer",
+        "-v",
+        "shared:/data",
+        &img,
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
     assert_eq!(volumes(&b), ["shared"]);
     let mounts = b.docker_ok(&[
         "inspect",
@@ -145,9 +156,9 @@ fn a_named_volume_keeps_writes_for_the_next_container() {
     let data = b.root().join("volumes/shared/_data");
     assert_eq!(mounts.trim(), format!("volume|shared|{}|/data|local|true", data.display()));
     assert_eq!(std::fs::read_to_string(data.join("f")).unwrap_or_default(), "kept\n");
-    let read = b.docker_ok(&["run", "--rm", "-v", "shared:/other:ro", &img, "cat", "/other/f"]);
+    let read = b.docker_ok(&["run", "--network=none", "--rm", "-v", "shared:/other:ro", &img, "cat", "/other/f"]);
     assert_eq!(read.trim(), "kept");
-    let ro = b.docker(&["run", "--rm", "-v", "shared:/other:ro", &img, "touch", "/other/g"]);
+    let ro = b.docker(&["run", "--network=none", "--rm", "-v", "shared:/other:ro", &img, "touch", "/other/g"]);
     assert!(!ro.status.success(), "a read-only volume took a write");
     // ps shows the volume's name.
     let ps = b.docker_ok(&["ps", "-a", "--filter", "name=writer", "--format", "{{.Mounts}}"]);
@@ -155,6 +166,26 @@ fn a_named_volume_keeps_writes_for_the_next_container() {
     // `rm -v` keeps named volumes.
     b.docker_ok(&["rm", "-v", "writer"]);
     assert_eq!(volumes(&b), ["shared"]);
+    // Volume events: made on first use, mounted and unmounted by each container.
+    let until = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() + 1);
+    let until = until.unwrap_or_default().to_string();
+    let events = b.docker_ok(&[
+        "events",
+        "--since",
+        "1",
+        "--until",
+        &until,
+        "--filter",
+        "type=volume",
+        "--filter",
+        "volume=shared",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions: Vec<&str> = events.lines().collect();
+    assert_eq!(actions.first(), Some(&"create"), "{events}");
+    assert!(actions.iter().filter(|a| **a == "mount").count() >= 3, "{events}");
+    assert!(actions.contains(&"unmount"), "{events}");
 }
 
 #[test]
@@ -163,6 +194,7 @@ fn an_empty_volume_gets_the_images_content_with_owners_and_modes() {
     let img = image_with_data(&b);
     let listing = b.docker_ok(&[
         "run",
+        "--network=none",
         "--rm",
         "-v",
         "fresh:/data",
@@ -173,18 +205,31 @@ fn an_empty_volume_gets_the_images_content_with_owners_and_modes() {
     ]);
     assert_eq!(listing, "hello from the image\ndeep\nhello.txt\n33:33 750\n33:33 644\n");
     // The image's user can write to it (the volume's root kept the image's owner).
-    b.docker_ok(&["run", "--rm", "-u", "www-data", "-v", "fresh:/data", &img, "sh", "-c", "echo mine > /data/new"]);
+    b.docker_ok(&[
+        "run",
+        "--network=none",
+        "--rm",
+        "-u",
+        "www-data",
+        "-v",
+        "fresh:/data",
+        &img,
+        "sh",
+        "-c",
+        "echo mine > /data/new",
+    ]);
     let data = b.root().join("volumes/fresh/_data");
     assert_eq!(std::fs::read_to_string(data.join("new")).unwrap_or_default(), "mine\n");
     // A volume with files is never overwritten: the image's file removed stays removed.
-    b.docker_ok(&["run", "--rm", "-v", "fresh:/data", &img, "rm", "/data/hello.txt"]);
-    let gone = b.docker(&["run", "--rm", "-v", "fresh:/data", &img, "cat", "/data/hello.txt"]);
+    b.docker_ok(&["run", "--network=none", "--rm", "-v", "fresh:/data", &img, "rm", "/data/hello.txt"]);
+    let gone = b.docker(&["run", "--network=none", "--rm", "-v", "fresh:/data", &img, "cat", "/data/hello.txt"]);
     assert!(!gone.status.success());
     // nocopy leaves a new volume empty.
-    let empty = b.docker_ok(&["run", "--rm", "-v", "bare:/data:nocopy", &img, "ls", "-A", "/data"]);
+    let empty = b.docker_ok(&["run", "--network=none", "--rm", "-v", "bare:/data:nocopy", &img, "ls", "-A", "/data"]);
     assert_eq!(empty.trim(), "");
     let empty = b.docker_ok(&[
         "run",
+        "--network=none",
         "--rm",
         "--mount",
         "type=volume,source=bare2,target=/data,volume-nocopy",
@@ -201,7 +246,18 @@ fn anonymous_volumes_go_with_rm_v_and_run_rm() {
     let b = Berth::new();
     let img = image_with_data(&b);
     // The image's VOLUME /data and `-v /cache` become anonymous volumes; /data gets the image's files.
-    b.docker_ok(&["run", "--name", "anon", "-v", "/cache", &img, "sh", "-c", "cat /data/hello.txt > /cache/copy"]);
+    b.docker_ok(&[
+        "run",
+        "--network=none",
+        "--name",
+        "anon",
+        "-v",
+        "/cache",
+        &img,
+        "sh",
+        "-c",
+        "cat /data/hello.txt > /cache/copy",
+    ]);
     let anon = volumes(&b);
     assert_eq!(anon.len(), 2, "{anon:?}");
     for name in &anon {
@@ -221,10 +277,10 @@ fn anonymous_volumes_go_with_rm_v_and_run_rm() {
     assert!(volumes(&b).is_empty(), "{:?}", volumes(&b));
 
     // `run --rm` removes the anonymous volumes, not the named one; a mount over /data replaces the VOLUME.
-    b.docker_ok(&["run", "--rm", "-v", "keep:/data", "-v", "/scratch", &img, "true"]);
+    b.docker_ok(&["run", "--network=none", "--rm", "-v", "keep:/data", "-v", "/scratch", &img, "true"]);
     assert_eq!(volumes(&b), ["keep"]);
     // Without -v, rm leaves anonymous volumes behind, as Docker does.
-    b.docker_ok(&["create", "--name", "plain", &img]);
+    b.docker_ok(&["create", "--network=none", "--name", "plain", &img]);
     assert_eq!(volumes(&b).len(), 2);
     b.docker_ok(&["rm", "plain"]);
     assert_eq!(volumes(&b).len(), 2);
@@ -239,26 +295,43 @@ fn binds_read_only_created_host_paths_and_tmpfs() {
     std::fs::write(host.join("in"), "from host\n").unwrap_or_else(|e| panic!("{e}"));
     let bind = |spec: &str| format!("{}:{spec}", host.display());
 
-    let out = b.docker_ok(&["run", "--rm", "-v", &bind("/h"), &img, "sh", "-c", "cat /h/in; echo back > /h/out"]);
+    let out = b.docker_ok(&[
+        "run",
+        "--network=none",
+        "--rm",
+        "-v",
+        &bind("/h"),
+        &img,
+        "sh",
+        "-c",
+        "cat /h/in; echo back > /h/out",
+    ]);
     assert_eq!(out.trim(), "from host");
     assert_eq!(std::fs::read_to_string(host.join("out")).unwrap_or_default(), "back\n");
-    let ro = b.docker(&["run", "--rm", "-v", &bind("/h:ro"), &img, "touch", "/h/nope"]);
+    let ro = b.docker(&["run", "--network=none", "--rm", "-v", &bind("/h:ro"), &img, "touch", "/h/nope"]);
     assert!(!ro.status.success(), "a read-only bind took a write");
     assert!(stderr(&ro).contains("Read-only file system"), "{}", stderr(&ro));
     assert!(!host.join("nope").exists());
 
     // Binds: a missing host path is created; --mount: it is an error unless asked for.
     let missing = b.dir.path().join("made/by/berth");
-    b.docker_ok(&["run", "--rm", "-v", &format!("{}:/m", missing.display()), &img, "touch", "/m/x"]);
+    b.docker_ok(&["run", "--network=none", "--rm", "-v", &format!("{}:/m", missing.display()), &img, "touch", "/m/x"]);
     assert!(missing.join("x").is_file());
     let absent = b.dir.path().join("absent");
-    let err = b.docker(&["run", "--rm", "--mount", &format!("type=bind,source={},target=/a", absent.display()), &img]);
+    let err = b.docker(&[
+        "run",
+        "--network=none",
+        "--rm",
+        "--mount",
+        &format!("type=bind,source={},target=/a", absent.display()),
+        &img,
+    ]);
     assert!(!err.status.success());
     assert!(stderr(&err).contains("bind source path does not exist"), "{}", stderr(&err));
     assert!(!absent.exists());
 
     // Propagation and mode as inspect shows them.
-    b.docker_ok(&["create", "--name", "prop", "-v", &bind("/h:ro,rslave"), &img]);
+    b.docker_ok(&["create", "--network=none", "--name", "prop", "-v", &bind("/h:ro,rslave"), &img]);
     let m = b.docker_ok(&[
         "inspect",
         "prop",
@@ -270,6 +343,7 @@ fn binds_read_only_created_host_paths_and_tmpfs() {
     // tmpfs: size and mode as the kernel shows them inside.
     let mounts = b.docker_ok(&[
         "run",
+        "--network=none",
         "--rm",
         "--tmpfs",
         "/t1:size=1m,mode=1770",
@@ -293,23 +367,54 @@ fn mount_flag_volumes_and_local_driver_options() {
     let img = plain_image(&b);
 
     // --mount type=volume: named and read-only, and anonymous.
-    b.docker_ok(&["run", "--rm", "-v", "mv:/mv", &img, "sh", "-c", "echo x > /mv/f"]);
-    let ro = b.docker(&["run", "--rm", "--mount", "type=volume,source=mv,target=/mv,readonly", &img, "touch", "/mv/g"]);
+    b.docker_ok(&["run", "--network=none", "--rm", "-v", "mv:/mv", &img, "sh", "-c", "echo x > /mv/f"]);
+    let ro = b.docker(&[
+        "run",
+        "--network=none",
+        "--rm",
+        "--mount",
+        "type=volume,source=mv,target=/mv,readonly",
+        &img,
+        "touch",
+        "/mv/g",
+    ]);
     assert!(!ro.status.success(), "a readonly volume took a write");
-    let read =
-        b.docker_ok(&["run", "--rm", "--mount", "type=volume,source=mv,target=/mv,readonly", &img, "cat", "/mv/f"]);
+    let read = b.docker_ok(&[
+        "run",
+        "--network=none",
+        "--rm",
+        "--mount",
+        "type=volume,source=mv,target=/mv,readonly",
+        &img,
+        "cat",
+        "/mv/f",
+    ]);
     assert_eq!(read.trim(), "x");
-    b.docker_ok(&["run", "--rm", "--mount", "type=volume,target=/anon", &img, "touch", "/anon/f"]);
+    b.docker_ok(&["run", "--network=none", "--rm", "--mount", "type=volume,target=/anon", &img, "touch", "/anon/f"]);
     assert_eq!(volumes(&b), ["mv"], "run --rm removed the anonymous --mount volume");
+    // A volume made by --mount gets the mount's labels and driver options.
+    b.docker_ok(&[
+        "run",
+        "--network=none",
+        "--rm",
+        "--mount",
+        "type=volume,source=lv,target=/lv,volume-label=team=ops,volume-opt=type=tmpfs,volume-opt=device=tmpfs",
+        &img,
+        "true",
+    ]);
+    let lv =
+        b.docker_ok(&["volume", "inspect", "lv", "--format", "{{index .Labels \"team\"}} {{index .Options \"type\"}}"]);
+    assert_eq!(lv.trim(), "ops tmpfs");
+    b.docker_ok(&["volume", "rm", "lv"]);
 
     // A tmpfs-typed local volume: mounted while a container uses it, unmounted after.
     b.docker_ok(&["volume", "create", "--opt", "type=tmpfs", "--opt", "device=tmpfs", "--opt", "o=size=10m", "tv"]);
     let opts = b.docker_ok(&["volume", "inspect", "tv", "--format", "{{json .Options}}"]);
     assert!(opts.contains("\"o\":\"size=10m\""), "{opts}");
     let data = b.root().join("volumes/tv/_data");
-    b.docker_ok(&["run", "-d", "--name", "holder", "-v", "tv:/tv", &img, "sleep", "1000"]);
+    b.docker_ok(&["run", "--network=none", "-d", "--name", "holder", "-v", "tv:/tv", &img, "sleep", "1000"]);
     assert!(host_mounted(&data), "the tmpfs volume is not mounted while used");
-    let inside = b.docker_ok(&["run", "--rm", "-v", "tv:/tv", &img, "grep", " /tv ", "/proc/mounts"]);
+    let inside = b.docker_ok(&["run", "--network=none", "--rm", "-v", "tv:/tv", &img, "grep", " /tv ", "/proc/mounts"]);
     assert!(inside.starts_with("tmpfs /tv tmpfs ") && inside.contains("size=10240k"), "{inside}");
     // Still used by `holder`: the second container's exit leaves it mounted.
     assert!(host_mounted(&data));
@@ -326,7 +431,7 @@ fn mount_flag_volumes_and_local_driver_options() {
     std::fs::create_dir_all(&host).unwrap_or_else(|e| panic!("{e}"));
     let device = format!("device={}", host.display());
     b.docker_ok(&["volume", "create", "--opt", "type=none", "--opt", &device, "--opt", "o=bind", "bv"]);
-    b.docker_ok(&["run", "--rm", "-v", "bv:/bv", &img, "sh", "-c", "echo through > /bv/f"]);
+    b.docker_ok(&["run", "--network=none", "--rm", "-v", "bv:/bv", &img, "sh", "-c", "echo through > /bv/f"]);
     assert_eq!(std::fs::read_to_string(host.join("f")).unwrap_or_default(), "through\n");
     assert!(!host_mounted(&b.root().join("volumes/bv/_data")));
     // Removing the volume never deletes the host directory's files.

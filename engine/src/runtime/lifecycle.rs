@@ -77,7 +77,8 @@ pub struct Runtime {
 impl Runtime {
     pub fn new(paths: Paths, images: Arc<ImageStore>, containers: Arc<Containers>) -> Runtime {
         let cgroup_parent = std::env::var("BERTH_CGROUP_PARENT").unwrap_or_default();
-        let volumes = Arc::new(crate::volume::VolumeStore::open(&paths.root));
+        let events = crate::events::Events::new();
+        let volumes = Arc::new(crate::volume::VolumeStore::open(&paths.root).with_events(events.clone()));
         Runtime {
             paths,
             images,
@@ -85,7 +86,7 @@ impl Runtime {
             facts: HostFacts::probe(),
             shim: shim_binary(),
             cgroup_parent,
-            events: crate::events::Events::new(),
+            events,
             restarts: Default::default(),
             rootfs_locks: Default::default(),
             volumes,
@@ -180,7 +181,7 @@ impl Runtime {
         std::fs::create_dir_all(&bundle).map_err(|e| setup("bundle", e))?;
         let mut input = self.spec_input(record, &bundle)?;
         // Binds, volumes (mounted, filled from the image when empty) and tmpfs, from the record's mount points.
-        input.mounts = crate::volume::attach::prepare(&self.volumes, &record.mounts, rootfs_dir)
+        input.mounts = crate::volume::attach::prepare(&self.volumes, record, rootfs_dir)
             .map_err(|e| RunError::StartFailed { message: e.to_string(), exit_code: 128 })?;
         let spec = spec::build_spec_with(&input, rootfs_dir, &self.facts)
             .map_err(|e| RunError::StartFailed { message: e.to_string(), exit_code: 128 })?;

@@ -70,7 +70,8 @@ fn attach_one(store: &VolumeStore, p: Planned) -> Result<MountPoint> {
 
 /// At start: mount option volumes, copy the image's content into empty volumes, create missing bind sources
 /// that may be created, and give the spec's mounts. `rootfs` is the container's mounted rootfs.
-pub fn prepare(store: &VolumeStore, points: &[MountPoint], rootfs: &Path) -> Result<Vec<MountInput>> {
+pub fn prepare(store: &VolumeStore, record: &ContainerRecord, rootfs: &Path) -> Result<Vec<MountInput>> {
+    let points = &record.mounts;
     let mut out = Vec::with_capacity(points.len());
     for p in points {
         match p.kind {
@@ -102,6 +103,16 @@ pub fn prepare(store: &VolumeStore, points: &[MountPoint], rootfs: &Path) -> Res
                     super::copyup::copy_up(rootfs, &p.destination, &data)
                         .map_err(|e| VolumeError::Mount { name: p.name.clone(), reason: format!("copy-up: {e}") })?;
                 }
+                store.emit(
+                    "mount",
+                    &p.name,
+                    &[
+                        ("container", record.id.clone()),
+                        ("destination", p.destination.clone()),
+                        ("read/write", p.rw.to_string()),
+                        ("propagation", p.propagation.clone()),
+                    ],
+                );
                 out.push(MountInput::Volume { source: data, target: p.destination.clone(), read_only: !p.rw });
             }
             MountKind::Tmpfs => out.push(MountInput::Tmpfs {
@@ -127,6 +138,7 @@ pub fn release(store: &VolumeStore, containers: &Containers, id: &str) {
     let others: Vec<ContainerRecord> =
         containers.list().into_iter().filter(|r| r.id != record.id && live(r.state.status)).collect();
     for p in record.mounts.iter().filter(|p| p.kind == MountKind::Volume) {
+        store.emit("unmount", &p.name, &[("container", record.id.clone())]);
         let used = others.iter().any(|r| r.mounts.iter().any(|m| m.kind == MountKind::Volume && m.name == p.name));
         if !used && let Err(e) = store.unmount(&p.name) {
             tracing::warn!(volume = %p.name, error = %e, "cannot unmount volume");
@@ -189,7 +201,8 @@ mod tests {
             create_host_path: true,
             ..Default::default()
         });
-        let inputs = prepare(&store, &with_bind, &rootfs)?;
+        let record = ContainerRecord { id: "c1".into(), mounts: with_bind, ..Default::default() };
+        let inputs = prepare(&store, &record, &rootfs)?;
         assert_eq!(inputs.len(), 3);
         assert!(host.is_dir());
         assert!(store.mountpoint(&points[1].name).join("f").is_file());

@@ -50,6 +50,8 @@ pub struct VolumeStore {
     table: RwLock<BTreeMap<String, Volume>>,
     /// Held while a local-driver mount is decided and made, so two starting containers mount a volume once.
     mounting: Mutex<()>,
+    /// Where `create`, `destroy`, `mount` and `unmount` go (none in unit tests).
+    events: Option<crate::events::Events>,
 }
 
 impl VolumeStore {
@@ -72,7 +74,20 @@ impl VolumeStore {
                 }
             }
         }
-        VolumeStore { dir, table: RwLock::new(table), mounting: Mutex::new(()) }
+        VolumeStore { dir, table: RwLock::new(table), mounting: Mutex::new(()), events: None }
+    }
+
+    /// Emit the volume events on this bus.
+    pub fn with_events(mut self, events: crate::events::Events) -> VolumeStore {
+        self.events = Some(events);
+        self
+    }
+
+    /// A volume event (Docker's `type=volume`), when the store has a bus.
+    pub fn emit(&self, action: &str, name: &str, extra: &[(&str, String)]) {
+        if let Some(events) = &self.events {
+            events.volume(action, name, extra);
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Volume>> {
@@ -134,7 +149,9 @@ impl VolumeStore {
         let data = vdir.join(DATA);
         std::fs::create_dir_all(&data).map_err(VolumeError::io("create", &data))?;
         write_meta(&vdir, &volume)?;
-        table.insert(name, volume.clone());
+        table.insert(name.clone(), volume.clone());
+        drop(table);
+        self.emit("create", &name, &[]);
         Ok((volume, true))
     }
 
@@ -167,6 +184,8 @@ impl VolumeStore {
             Err(e) => return Err(VolumeError::io("remove", &vdir)(e)),
         }
         table.remove(name);
+        drop(table);
+        self.emit("destroy", name, &[]);
         match std::fs::remove_dir_all(&vdir) {
             Ok(()) => Ok(volume),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(volume),
