@@ -39,6 +39,7 @@ need="ip nft iperf3 curl jq nsenter $AARDVARK"
 for tool in $need; do
     command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
+[ "$ATTACH_COUNT" -ge 1 ] && [ "$ATTACH_COUNT" -le 250 ] || { echo "ATTACH_COUNT must be 1-250 (one /24)" >&2; exit 1; }
 for n in 1 2 3 4 5; do
     if [ -n "$(ip -4 route show match "$SUBNETS.$n.0/24" | grep -v '^default')" ]; then
         echo "the host already routes $SUBNETS.$n.0/24: choose other SUBNETS=" >&2
@@ -193,14 +194,23 @@ podman_port=""
 if [ "$PEERS" = 1 ]; then
     echo "== peers: preparing podman and netavark ($PEERS_DIR/setup-host.sh)"
     podman_ready=1
-    "$PEERS_DIR/setup-host.sh" >"$work/peers-setup.log" 2>&1 || { cat "$work/peers-setup.log" >&2; exit 1; }
-    podman_port=$(comm -23 <(seq 18200 18299) <(ss -Hltn | awk '{n = split($4, a, ":"); print a[n]}' | sort -u) | head -1)
-    podman run -d --name "$tag-iperf" -p "127.0.0.1:$podman_port:5201" localhost/busybox sleep 3600 >/dev/null
-    podman_pid=$(podman inspect -f '{{.State.Pid}}' "$tag-iperf")
-    podman_ip=$(podman inspect -f '{{.NetworkSettings.IPAddress}}' "$tag-iperf")
-    nsenter -t "$podman_pid" -n iperf3 -s -p 5201 >/dev/null 2>&1 &
-    pids+=($!)
-    wait_for 50 nsenter -t "$podman_pid" -n sh -c 'ss -Hltn "sport = :5201" | grep -q .'
+    # A failing peer leaves its columns n/a instead of losing berth's figures (errexit is off in a `||` list,
+    # hence the explicit returns).
+    podman_start() {
+        "$PEERS_DIR/setup-host.sh" >"$work/peers-setup.log" 2>&1 || { cat "$work/peers-setup.log" >&2; return 1; }
+        podman_port=$(comm -23 <(seq 18200 18299) <(ss -Hltn | awk '{n = split($4, a, ":"); print a[n]}' | sort -u) |
+            head -1)
+        [ -n "$podman_port" ] || return 1
+        # --pull=never: the image is the one setup-host.sh imported; podman must never reach for a registry.
+        podman run -d --pull=never --name "$tag-iperf" -p "127.0.0.1:$podman_port:5201" localhost/busybox \
+            sleep 3600 >/dev/null || return 1
+        podman_pid=$(podman inspect -f '{{.State.Pid}}' "$tag-iperf") || return 1
+        nsenter -t "$podman_pid" -n iperf3 -s -p 5201 >/dev/null 2>&1 &
+        pids+=($!)
+        wait_for 50 nsenter -t "$podman_pid" -n sh -c 'ss -Hltn "sport = :5201" | grep -q .' || return 1
+        podman_ip=$(podman inspect -f '{{.NetworkSettings.IPAddress}}' "$tag-iperf") || return 1
+    }
+    podman_start || { echo "podman peer failed: its TCP figures are n/a" >&2; podman_ip=""; }
 fi
 
 # Each round swaps the order, so a slow spell of the machine does not always fall on the same path.
@@ -224,13 +234,13 @@ for r in $(seq "$RUNS"); do
 done
 
 # --- 2b. netavark attach (after podman's setup, whose cleanup removes netavark's iptables chains) ------------
-if [ "$PEERS" = 1 ]; then
-    echo "== attach peer: netavark setup/teardown of $ATTACH_COUNT fresh namespaces (bridge, veth, iptables, aardvark-dns)"
+netavark_attach() {
     mkdir -p "$work/netavark" "$work/netavark-in"
+    local net_id i ns t0 t1
     net_id=$(printf '%064d' 4)
     for i in $(seq "$ATTACH_COUNT"); do
         ns=$tag-nv$i
-        ip netns add "$ns"
+        ip netns add "$ns" || return 1
         cat >"$work/netavark-in/$i.json" <<EOF
 {"container_id": "$(printf '%063d' "$i")f", "container_name": "c$i",
  "networks": {"$tag": {"static_ips": ["$SUBNETS.4.$((i + 1))"], "aliases": ["c$i", "alias$i"], "interface_name": "eth0"}},
@@ -240,24 +250,32 @@ if [ "$PEERS" = 1 ]; then
 EOF
         t0=$(date +%s%N)
         "$NETAVARK" --config "$work/netavark" --aardvark-binary "$AARDVARK" setup "/run/netns/$ns" \
-            <"$work/netavark-in/$i.json" >/dev/null 2>"$work/netavark.err" || { cat "$work/netavark.err" >&2; exit 1; }
+            <"$work/netavark-in/$i.json" >/dev/null 2>"$work/netavark.err" || { cat "$work/netavark.err" >&2; return 1; }
         t1=$(date +%s%N)
         echo "$(((t1 - t0) / 1000))" >>"$work/netavark-setup-us"
     done
     for i in $(seq "$ATTACH_COUNT"); do
         t0=$(date +%s%N)
         "$NETAVARK" --config "$work/netavark" --aardvark-binary "$AARDVARK" teardown "/run/netns/$tag-nv$i" \
-            <"$work/netavark-in/$i.json" >/dev/null 2>"$work/netavark.err" || { cat "$work/netavark.err" >&2; exit 1; }
+            <"$work/netavark-in/$i.json" >/dev/null 2>"$work/netavark.err" || { cat "$work/netavark.err" >&2; return 1; }
         t1=$(date +%s%N)
         echo "$(((t1 - t0) / 1000))" >>"$work/netavark-teardown-us"
-        ip netns del "$tag-nv$i"
+        ip netns del "$tag-nv$i" || return 1
     done
-    p() { sort -g "$1" | awk -v q="$2" '{a[NR]=$1} END {r = int(q * NR + 0.999999); if (r < 1) r = 1; printf "%.2f", a[r] / 1000}'; }
-    f="$work/netavark-setup-us"
-    g="$work/netavark-teardown-us"
-    echo "count=$ATTACH_COUNT connect_p50_ms=$(p "$f" 0.5) connect_p90_ms=$(p "$f" 0.9) connect_max_ms=$(p "$f" 1)" \
-        "disconnect_p50_ms=$(p "$g" 0.5) disconnect_p90_ms=$(p "$g" 0.9) disconnect_max_ms=$(p "$g" 1)" |
-        tee "$work/attach-netavark" | sed 's/^/  netavark: /'
+}
+
+if [ "$PEERS" = 1 ]; then
+    echo "== attach peer: netavark setup/teardown of $ATTACH_COUNT fresh namespaces (bridge, veth, iptables, aardvark-dns)"
+    if netavark_attach; then
+        p() { sort -g "$1" | awk -v q="$2" '{a[NR]=$1} END {r = int(q * NR + 0.999999); if (r < 1) r = 1; printf "%.2f", a[r] / 1000}'; }
+        f="$work/netavark-setup-us"
+        g="$work/netavark-teardown-us"
+        echo "count=$ATTACH_COUNT connect_p50_ms=$(p "$f" 0.5) connect_p90_ms=$(p "$f" 0.9) connect_max_ms=$(p "$f" 1)" \
+            "disconnect_p50_ms=$(p "$g" 0.5) disconnect_p90_ms=$(p "$g" 0.9) disconnect_max_ms=$(p "$g" 1)" |
+            tee "$work/attach-netavark" | sed 's/^/  netavark: /'
+    else
+        echo "netavark peer failed: its attach figures are n/a" >&2
+    fi
 fi
 
 # --- table --------------------------------------------------------------------------------------------------
