@@ -33,11 +33,6 @@ impl From<CopyError> for ApiError {
             CopyError::NotFound { .. } => ApiError::not_found(e.to_string()),
             CopyError::NotADirectory | CopyError::BadRequest(_) => ApiError::bad_request(e.to_string()),
             CopyError::ReadOnly => ApiError::new(StatusCode::FORBIDDEN, e.to_string()),
-            CopyError::Extract { source: UnpackError::Fs { source: ref io, .. }, .. }
-                if io.raw_os_error() == Some(nix::errno::Errno::EROFS as i32) =>
-            {
-                ApiError::new(StatusCode::FORBIDDEN, e.to_string())
-            }
             // A tar that cannot be applied as sent (malformed, an overwrite refused, a link outside) is the
             // client's; the filesystem failing is ours.
             CopyError::Extract { source: UnpackError::Fs { .. } | UnpackError::OpenDest { .. }, .. } => {

@@ -205,9 +205,13 @@ impl ContainerRoot {
     /// Extract the tar from `reader` into the directory `path` (checked with [`Self::extraction_point`]).
     pub fn extract(&self, path: &str, reader: impl Read, options: ExtractOptions) -> Result<(), CopyError> {
         let abs = absolute(path);
-        extract_in_root(reader, self.fd(), abs.as_bytes(), options)
-            .map(|_| ())
-            .map_err(|source| CopyError::Extract { path: path.to_string(), source })
+        extract_in_root(reader, self.fd(), abs.as_bytes(), options).map(|_| ()).map_err(|source| match source {
+            // A running container's read-only rootfs (a volume in it is writable), said as Docker says it.
+            UnpackError::Fs { source: ref e, .. } if e.raw_os_error() == Some(Errno::EROFS as i32) => {
+                CopyError::ReadOnly
+            }
+            source => CopyError::Extract { path: path.to_string(), source },
+        })
     }
 }
 
