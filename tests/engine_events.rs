@@ -47,9 +47,10 @@ fn history_between_since_and_until_is_replayed_with_filters() {
     let since = now();
     b.ok(&["image", "import", &tar.to_string_lossy(), "e2e/bb:1", "-c", "CMD [\"sh\"]"]);
 
-    let run = b.docker(&["run", "--name", "ev1", "-l", "app=web", "e2e/bb:1", "sh", "-c", "exit 3"]);
+    let run =
+        b.docker(&["run", "--network", "none", "--name", "ev1", "-l", "app=web", "e2e/bb:1", "sh", "-c", "exit 3"]);
     assert_eq!(run.status.code(), Some(3), "{}", stderr(&run));
-    b.docker_ok(&["run", "--name", "ev2", "e2e/bb:1", "true"]);
+    b.docker_ok(&["run", "--network", "none", "--name", "ev2", "e2e/bb:1", "true"]);
     b.docker_ok(&["rm", "ev1", "ev2"]);
     let until = now();
 
@@ -149,7 +150,18 @@ fn live_events_stream_in_dockers_shape() {
     while done.is_none() && Instant::now() < deadline && attempt < 5 {
         attempt += 1;
         let name = format!("live{attempt}");
-        b.docker_ok(&["run", "--rm", "--name", &name, "-l", "com.docker.compose.project=demo", "e2e/bb:1", "true"]);
+        b.docker_ok(&[
+            "run",
+            "--network",
+            "none",
+            "--rm",
+            "--name",
+            &name,
+            "-l",
+            "com.docker.compose.project=demo",
+            "e2e/bb:1",
+            "true",
+        ]);
         let round = Instant::now() + Duration::from_secs(10);
         while Instant::now() < round {
             let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else { continue };

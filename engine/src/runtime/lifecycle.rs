@@ -390,13 +390,16 @@ impl Runtime {
     pub async fn kill(&self, key: &str, signal: &str) -> Result<()> {
         let record = self.containers.get(key)?;
         self.refresh(&record.id).await;
-        let record = self.containers.get(&record.id)?;
+        let mut record = self.containers.get(&record.id)?;
         let sig = signal.trim_start_matches("SIG");
         if record.state.status == Status::Restarting {
             // Nothing runs to signal: the kill only cancels the pending restart, as in Docker.
-            super::restart::cancel(self, &record.id);
-            self.events.container(&record, "kill", &[("signal", super::restart::signal_number(sig))]);
-            return Ok(());
+            if super::restart::cancel(self, &record.id).await {
+                self.events.container(&record, "kill", &[("signal", super::restart::signal_number(sig))]);
+                return Ok(());
+            }
+            // The restart was under way: the container runs now and gets the signal.
+            record = self.containers.get(&record.id)?;
         }
         if !matches!(record.state.status, Status::Running | Status::Paused) {
             return Err(RunError::NotRunning(record.id));
@@ -428,11 +431,14 @@ impl Runtime {
     pub async fn stop(&self, key: &str, timeout: Option<Duration>) -> Result<()> {
         let record = self.containers.get(key)?;
         self.refresh(&record.id).await;
-        let record = self.containers.get(&record.id)?;
+        let mut record = self.containers.get(&record.id)?;
         if record.state.status == Status::Restarting {
-            super::restart::cancel(self, &record.id);
-            self.events.container(&record, "stop", &[]);
-            return Ok(());
+            if super::restart::cancel(self, &record.id).await {
+                self.events.container(&record, "stop", &[]);
+                return Ok(());
+            }
+            // The restart was under way: the container runs now and is stopped as any other.
+            record = self.containers.get(&record.id)?;
         }
         if !matches!(record.state.status, Status::Running | Status::Paused) {
             return Ok(());

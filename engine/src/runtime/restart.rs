@@ -13,8 +13,9 @@
 //! - Between an exit and its restart the container is `restarting`; its RestartCount counts the restarts.
 //! - When berthd shuts down, no restart is started: the containers keep running in their shims.
 
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::config::{HostConfig, RestartPolicy};
@@ -28,10 +29,13 @@ const MAX_DELAY: Duration = Duration::from_secs(60);
 /// A run at least this long resets the delay.
 const RESET_AFTER: Duration = Duration::from_secs(10);
 
-/// The supervisor's daemon-wide state: whether berthd is shutting down.
+/// The supervisor's daemon-wide state: whether berthd is shutting down, and which restarts are under way.
 #[derive(Debug, Default)]
 pub struct Restarts {
     stopping: AtomicBool,
+    /// Containers the supervisor is starting again (from `restarting` until the start returned); changed only
+    /// under the container table's lock, so a stop sees either a restart it can cancel or one under way.
+    starting: Mutex<HashSet<String>>,
 }
 
 impl Restarts {
@@ -42,6 +46,26 @@ impl Restarts {
 
     pub fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
+    }
+
+    fn starting(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.starting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_starting(&self, id: &str) -> bool {
+        self.starting().contains(id)
+    }
+}
+
+/// Marks a restart under way until dropped (also when the start fails or its task ends).
+struct Starting<'a> {
+    restarts: &'a Restarts,
+    id: String,
+}
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        self.restarts.starting().remove(&self.id);
     }
 }
 
@@ -156,11 +180,20 @@ pub async fn supervise(runtime: Arc<Runtime>, id: String) {
         tokio::time::sleep(delay).await;
         // A stop, kill or removal during the delay cancels the restart; a berthd shutdown leaves it
         // `restarting`, which the next berthd start completes.
-        if runtime.restarts.stopping()
-            || runtime.containers.get(&id).map(|r| r.state.status != Status::Restarting).unwrap_or(true)
-        {
+        if runtime.restarts.stopping() {
             return;
         }
+        let mut go = false;
+        let _ = runtime.containers.update(&id, |r| {
+            if r.state.status == Status::Restarting && !r.manually_stopped {
+                runtime.restarts.starting().insert(id.clone());
+                go = true;
+            }
+        });
+        if !go {
+            return;
+        }
+        let _starting = Starting { restarts: &runtime.restarts, id: id.clone() };
         if let Err(e) = runtime.start(&id).await {
             tracing::warn!(container = %id, error = %e, "restart failed; the container stays exited");
             give_up(&runtime, &id);
@@ -178,14 +211,31 @@ fn give_up(runtime: &Runtime, id: &str) {
     });
 }
 
-/// A stop or kill of a `restarting` container: the pending restart is cancelled, the container is exited.
-pub fn cancel(runtime: &Runtime, id: &str) {
-    let _ = runtime.containers.update(id, |r| {
-        if r.state.status == Status::Restarting {
-            r.state.status = Status::Exited;
+/// How long a stop waits for a restart already under way (the shim's start timeout is 60 s).
+const START_UNDER_WAY: Duration = Duration::from_secs(90);
+
+/// A stop or kill of a `restarting` container: the pending restart is cancelled and the container stays exited
+/// (true). A restart already under way is waited for: then the container runs (false), and the caller stops
+/// it as any running container.
+pub async fn cancel(runtime: &Runtime, id: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + START_UNDER_WAY;
+    loop {
+        let mut cancelled = None;
+        let _ = runtime.containers.update(id, |r| {
+            if r.state.status != Status::Restarting {
+                cancelled = Some(false);
+            } else if !runtime.restarts.is_starting(id) {
+                r.state.status = Status::Exited;
+                r.manually_stopped = true;
+                cancelled = Some(true);
+            }
+        });
+        match cancelled {
+            Some(done) => return done,
+            None if tokio::time::Instant::now() > deadline => return false,
+            None => tokio::time::sleep(Duration::from_millis(20)).await,
         }
-        r.manually_stopped = true;
-    });
+    }
 }
 
 /// A signal sent through the API: SIGKILL or the container's stop signal means "stay stopped" (not while berthd
