@@ -29,6 +29,10 @@ impl Drop for ThawOnDrop<'_> {
     }
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
 fn v1() -> bool {
     Path::new("/sys/fs/cgroup/freezer").is_dir()
 }
@@ -164,6 +168,21 @@ fn pause_and_unpause_in_a_loop() {
     }
     eprintln!("pause + unpause: {:?} per round (with curl)", started.elapsed() / 20);
     assert_ne!(freezer_state(&b, &id), frozen_text());
+    // Each one is an event, as from Docker (the history between --since and --until, so the command ends).
+    let until = unix_now() + 1;
+    let actions = b.docker_ok(&[
+        "events",
+        "--since",
+        &(until - 120).to_string(),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "container=loop",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert_eq!(actions.lines().filter(|a| *a == "pause").count(), 20, "{actions}");
+    assert_eq!(actions.lines().filter(|a| *a == "unpause").count(), 20, "{actions}");
     b.docker_ok(&["rm", "-f", "loop"]);
 }
 
@@ -404,4 +423,55 @@ fn limits_that_need_cap_sys_resource_fail_clearly() {
     // berthd still serves.
     assert_eq!(b.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]).lines().count(), 2);
     b.docker_ok(&["rm", "-f", "ul", "adj"]);
+}
+
+/// The v2 freezer against the kernel: this VM runs v1, but its controller-less cgroup2 mount can freeze (the
+/// freezer is part of cgroup2's core), so berth's v2 path is checked on real cgroupfs, not only on fakes.
+#[test]
+fn the_v2_freezer_stops_a_process_in_a_real_cgroup2() {
+    let unified = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.join("cgroup.controllers").exists())
+        .unwrap_or_else(|| panic!("no cgroup2 mount on this host"));
+    let dir = unified.join(format!("berth-e2e-freeze-{}", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = tmp.path().join("ticks");
+    std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("while :; do echo x >> {}; sleep 0.01; done", out.display()))
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Killed, thawed and removed whatever happens below.
+    struct Cleanup(std::process::Child, PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = std::fs::write(self.1.join("cgroup.freeze"), "0");
+            let _ = self.0.wait();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while std::fs::remove_dir(&self.1).is_err() && self.1.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    let cleanup = Cleanup(child, dir.clone());
+    std::fs::write(dir.join("cgroup.procs"), cleanup.0.id().to_string()).unwrap_or_else(|e| panic!("{e}"));
+
+    use berth_engine::runtime::cgroups::{ContainerCgroup, freezer};
+    let cg = ContainerCgroup::V2(dir.clone());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap_or_else(|e| panic!("{e}"));
+    let size = || std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    wait_until("the writer to run", || size() > 0);
+    rt.block_on(freezer::freeze(&cg)).unwrap_or_else(|e| panic!("freeze: {e}"));
+    assert!(freezer::is_frozen(&cg).unwrap_or(false));
+    let frozen_at = size();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(size(), frozen_at, "the process wrote while frozen");
+    rt.block_on(freezer::thaw(&cg)).unwrap_or_else(|e| panic!("thaw: {e}"));
+    assert!(!freezer::is_frozen(&cg).unwrap_or(true));
+    wait_until("the writer to go on", || size() > frozen_at);
+    drop(cleanup);
+    assert!(!dir.exists(), "{} left behind", dir.display());
 }

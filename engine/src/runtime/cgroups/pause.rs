@@ -22,7 +22,9 @@ impl Runtime {
         }
         let (_, cgroup) = super::of_container(&record.id, &self.shim_dir(&record.id))?;
         freezer::freeze(&cgroup).await?;
-        self.set_paused(&record.id, true)
+        self.set_paused(&record.id, true)?;
+        self.events.container(&record, "pause", &[]);
+        Ok(())
     }
 
     /// Thaw a paused container.
@@ -49,7 +51,11 @@ impl Runtime {
     async fn thaw(&self, id: &str) -> Result<(), RunError> {
         let (_, cgroup) = super::of_container(id, &self.shim_dir(id))?;
         freezer::thaw(&cgroup).await?;
-        self.set_paused(id, false)
+        self.set_paused(id, false)?;
+        if let Ok(record) = self.containers.get(id) {
+            self.events.container(&record, "unpause", &[]);
+        }
+        Ok(())
     }
 
     /// On berthd's start: a running container is paused exactly when its cgroup is frozen.
