@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{Berth, busybox_tar, stderr, stdout};
@@ -30,13 +30,13 @@ fn compose_file(b: &Berth, dir: &str, yaml: &str) -> PathBuf {
 }
 
 /// `berth -f file args…`, which must succeed; returns stderr (where progress goes).
-fn compose_ok(b: &Berth, file: &PathBuf, args: &[&str]) -> String {
+fn compose_ok(b: &Berth, file: &Path, args: &[&str]) -> String {
     let out = compose(b, file, args);
     assert!(out.status.success(), "berth {args:?} failed:\n{}\n{}", stdout(&out), stderr(&out));
     stderr(&out)
 }
 
-fn compose(b: &Berth, file: &PathBuf, args: &[&str]) -> std::process::Output {
+fn compose(b: &Berth, file: &Path, args: &[&str]) -> std::process::Output {
     let f = file.to_string_lossy().into_owned();
     let mut all = vec!["-f", f.as_str()];
     all.extend_from_slice(args);
@@ -440,43 +440,72 @@ services:
     assert!(names(&b, "cmds").is_empty());
 }
 
-#[test]
-fn down_removes_containers_and_with_v_the_volumes() {
-    let b = berth();
-    let file = compose_file(
-        &b,
-        "vols",
+/// The stack of the volume test; `round` changes the service's environment (and so forces a recreate).
+fn volume_stack(round: u32) -> String {
+    format!(
         r#"
 name: vols
 services:
   writer:
     image: IMAGE
-    command: ["sh", "-c", "cat /data/note 2>/dev/null; echo kept > /data/note; sleep 1000"]
+    command: ["sh", "-c", "cat /data/note /cache/mark 2>/dev/null; echo kept > /data/note; echo anon > /cache/mark; echo ready; sleep 1000"]
     network_mode: none
     stop_signal: SIGKILL
+    environment:
+      ROUND: "{round}"
     volumes:
       - data:/data
+      - /cache
 volumes:
-  data: {}
-"#,
-    );
+  data: {{}}
+"#
+    )
+}
+
+/// Wait until the container's log has `text` (bounded), then return the log.
+fn wait_for_log(b: &Berth, name: &str, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logs = b.docker_ok(&["logs", name]);
+        if logs.contains(text) || Instant::now() > deadline {
+            return logs;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn down_removes_containers_and_with_v_the_volumes() {
+    let b = berth();
+    let file = compose_file(&b, "vols", &volume_stack(1));
     let out = compose_ok(&b, &file, &["up", "-d"]);
     assert!(out.contains(" Volume vols_data  Created"), "{out}");
     let labels = b.docker_ok(&["volume", "inspect", "vols_data", "--format", "{{json .Labels}}"]);
     assert!(labels.contains("\"com.docker.compose.project\":\"vols\""), "{labels}");
+    assert!(wait_for_log(&b, "vols-writer-1", "ready").contains("ready"));
+
+    // A recreate keeps the anonymous volume (and the named one).
+    compose_file(&b, "vols", &volume_stack(2));
+    let out = compose_ok(&b, &file, &["up", "-d"]);
+    assert!(out.contains(" Container vols-writer-1  Recreated"), "{out}");
+    let logs = wait_for_log(&b, "vols-writer-1", "ready");
+    assert!(logs.contains("kept") && logs.contains("anon"), "{logs}");
+
     compose_ok(&b, &file, &["down"]);
     assert!(names(&b, "vols").is_empty());
-    assert!(b.docker_ok(&["volume", "ls", "-q"]).lines().any(|v| v == "vols_data"), "down keeps named volumes");
+    let kept = b.docker_ok(&["volume", "ls", "-q"]);
+    assert!(kept.lines().any(|v| v == "vols_data"), "down keeps named volumes");
+    // Without -v the anonymous volume stays too (dangling), as with Docker Compose.
+    let dangling: Vec<&str> = kept.lines().filter(|v| *v != "vols_data").collect();
+    assert_eq!(dangling.len(), 1, "{kept}");
 
-    // The volume survives: the next container reads what the first wrote.
+    // The named volume survives down; a new container gets a new anonymous volume.
     compose_ok(&b, &file, &["up", "-d"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !b.docker_ok(&["logs", "vols-writer-1"]).contains("kept") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(b.docker_ok(&["logs", "vols-writer-1"]).contains("kept"));
+    let logs = wait_for_log(&b, "vols-writer-1", "ready");
+    assert!(logs.contains("kept") && !logs.contains("anon"), "{logs}");
     let out = compose_ok(&b, &file, &["down", "-v"]);
     assert!(out.contains(" Volume vols_data  Removed"), "{out}");
     assert!(names(&b, "vols").is_empty());
-    assert!(!b.docker_ok(&["volume", "ls", "-q"]).lines().any(|v| v == "vols_data"));
+    let left = b.docker_ok(&["volume", "ls", "-q"]);
+    assert_eq!(left.lines().collect::<Vec<_>>(), dangling, "down -v removes the named and the anonymous volume");
 }

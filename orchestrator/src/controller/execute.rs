@@ -294,7 +294,8 @@ async fn apply(ctx: &Context, service: &DesiredService, action: &Action) -> Resu
             created.id
         }
         Action::Recreate { number, name, old } => {
-            let body = container_body(&ctx.project, &ctx.origin, service, *number, &image_id()?)?;
+            let mut body = container_body(&ctx.project, &ctx.origin, service, *number, &image_id()?)?;
+            super::mounts::reuse_anonymous(&mut body, &old.volumes);
             report(name, "Recreate");
             let temporary = names::temporary_name(&old.id, name);
             let options = CreateContainerOptions { name: Some(temporary.clone()) };

@@ -1,7 +1,7 @@
 //! A service's `volumes` as engine mounts: named volumes by their engine name (`<project>_<key>` or `name:`),
 //! anonymous volumes, binds and tmpfs, as Docker Compose sends them.
 
-use berth_engine::client::containers::HostConfig;
+use berth_engine::client::containers::{CreateBody, HostConfig};
 use berth_engine::runtime::config::Mount;
 use serde_json::{Value, json};
 
@@ -44,6 +44,39 @@ pub fn volume_name(project: &Project, key: &str) -> String {
         Some(v) => super::names::scoped_name(project_name, key, v.name.as_deref()),
         // Not declared at the top level: an engine volume used as is (the loader's checks reject most of these).
         None => key.to_string(),
+    }
+}
+
+/// Whether a volume name is one the engine made up for an anonymous volume (64 hex digits).
+fn is_anonymous(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A replacement container keeps its predecessor's anonymous volumes, as Docker Compose does: an anonymous mount
+/// of the new body at the same path gets the old volume, and the old anonymous volumes at paths the new body does
+/// not mount (the image's `VOLUME`s) are mounted again. `old` is (destination, volume name).
+pub fn reuse_anonymous(body: &mut CreateBody, old: &[(String, String)]) {
+    let anonymous: Vec<&(String, String)> = old.iter().filter(|(_, name)| is_anonymous(name)).collect();
+    let h = &mut body.host_config;
+    for m in h.mounts.iter_mut().filter(|m| m.kind == "volume" && m.source.is_empty()) {
+        if let Some((_, name)) = anonymous.iter().find(|(dest, _)| *dest == m.target) {
+            m.source = name.clone();
+        }
+    }
+    let covered = |h: &HostConfig, dest: &str| {
+        h.mounts.iter().any(|m| m.target == dest)
+            || h.tmpfs.contains_key(dest)
+            || h.binds.iter().any(|b| b.split(':').nth(1) == Some(dest))
+    };
+    for (dest, name) in anonymous {
+        if !covered(h, dest) {
+            h.mounts.push(Mount {
+                kind: "volume".into(),
+                source: name.clone(),
+                target: dest.clone(),
+                ..Default::default()
+            });
+        }
     }
 }
 
@@ -103,6 +136,29 @@ fn mount(kind: &str, source: String, target: String, v: &ServiceVolumeConfig) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replacements_keep_anonymous_volumes_only() {
+        let anon = "a".repeat(64);
+        let image_anon = "b".repeat(64);
+        let mut body = CreateBody::default();
+        body.host_config.mounts = vec![
+            Mount { kind: "volume".into(), target: "/cache".into(), ..Default::default() },
+            Mount { kind: "volume".into(), source: "p_data".into(), target: "/data".into(), ..Default::default() },
+        ];
+        body.host_config.binds = vec!["/srv:/srv".into()];
+        let old = vec![
+            ("/cache".to_string(), anon.clone()),
+            ("/data".to_string(), "p_data".to_string()),
+            ("/var/lib/x".to_string(), image_anon.clone()),
+            ("/srv".to_string(), "c".repeat(64)),
+            ("/gone".to_string(), "p_removed".to_string()),
+        ];
+        reuse_anonymous(&mut body, &old);
+        let got: Vec<(&str, &str)> =
+            body.host_config.mounts.iter().map(|m| (m.target.as_str(), m.source.as_str())).collect();
+        assert_eq!(got, [("/cache", anon.as_str()), ("/data", "p_data"), ("/var/lib/x", image_anon.as_str())]);
+    }
 
     #[test]
     fn volumes_become_binds_and_mounts() {

@@ -27,6 +27,8 @@ pub struct ObservedContainer {
     pub oneoff: bool,
     pub created: i64,
     pub command: String,
+    /// Its volume mounts: (destination, volume name).
+    pub volumes: Vec<(String, String)>,
 }
 
 impl ObservedContainer {
@@ -46,12 +48,27 @@ impl ObservedContainer {
             oneoff: label(labels::ONEOFF).eq_ignore_ascii_case("true"),
             created: s.created,
             command: s.command.clone(),
+            volumes: volume_mounts(s),
         }
     }
 
     pub fn is_running(&self) -> bool {
         matches!(self.state.as_str(), "running" | "restarting")
     }
+}
+
+/// The volume mounts the list call reports (`Mounts` of Docker's summary: Type, Name, Destination).
+fn volume_mounts(s: &ContainerSummary) -> Vec<(String, String)> {
+    let Some(mounts) = s.extra.get("Mounts").and_then(|m| m.as_array()) else { return Vec::new() };
+    mounts
+        .iter()
+        .filter(|m| m.get("Type").and_then(|t| t.as_str()) == Some("volume"))
+        .filter_map(|m| {
+            let destination = m.get("Destination")?.as_str()?;
+            let name = m.get("Name")?.as_str()?;
+            Some((destination.to_string(), name.to_string()))
+        })
+        .collect()
 }
 
 /// A volume of the project (by label).
@@ -133,6 +150,15 @@ mod tests {
         assert_eq!((o.name.as_str(), o.service.as_str(), o.number), ("p-web-2", "web", 2));
         assert_eq!((o.config_hash.as_str(), o.image_id.as_str(), o.oneoff), ("h", "sha256:1", false));
         assert!(!o.is_running());
+        let mut with_mounts = s.clone();
+        with_mounts.extra.insert(
+            "Mounts".into(),
+            serde_json::json!([
+                {"Type": "volume", "Name": "v1", "Destination": "/data"},
+                {"Type": "bind", "Source": "/srv", "Destination": "/srv"}
+            ]),
+        );
+        assert_eq!(ObservedContainer::from_summary(&with_mounts).volumes, [("/data".to_string(), "v1".to_string())]);
         // A label that is not a number is container number 0, never a panic.
         let mut bad = s.clone();
         bad.labels.insert(labels::CONTAINER_NUMBER.into(), "x".into());
