@@ -151,6 +151,20 @@ fn cp_out_of_a_running_container() {
 
     links_stay_inside(&b, "cpout", &out);
 
+    // The whole root: the image's hard links are kept, the container's /proc and /sys are not entered.
+    let tar = entries(&cp_out(&b, "cpout:/"));
+    let all = names(&tar);
+    assert!(all.contains(&"etc/passwd") && all.contains(&"bin/busybox"), "{all:?}");
+    // The applets are hard links of one file: one regular entry, the others links to it.
+    let links: Vec<&Entry> = tar.iter().filter(|e| e.1 == tar::EntryType::Link && !e.0.starts_with("data/")).collect();
+    assert!(links.len() > 100, "{} hard links", links.len());
+    let first = &links[0].2;
+    assert!(links.iter().all(|l| &l.2 == first), "all applets link to one file");
+    assert_eq!(find(&tar, first).1, tar::EntryType::Regular);
+    assert!(all.contains(&"proc/") && all.contains(&"sys/"), "{all:?}");
+    assert!(!all.iter().any(|n| n.starts_with("proc/") && *n != "proc/"), "/proc was entered");
+    assert!(!all.iter().any(|n| n.starts_with("sys/") && *n != "sys/"), "/sys was entered");
+
     // A path that does not exist.
     let missing = b.docker(&["cp", "cpout:/nope", &out.join("nope").to_string_lossy()]);
     assert!(!missing.status.success());
@@ -211,6 +225,14 @@ fn cp_into_a_running_container() {
     let missing = b.docker(&["cp", &src.join("file").to_string_lossy(), "cpin:/nope/file"]);
     assert!(!missing.status.success());
     assert!(stderr(&missing).contains("Could not find the file /nope"), "{}", stderr(&missing));
+
+    // A large file both ways, streamed in chunks.
+    let big: Vec<u8> = (0..24u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(src.join("big"), &big).unwrap_or_else(|e| panic!("{e}"));
+    b.docker_ok(&["cp", &src.join("big").to_string_lossy(), "cpin:/tmp/big"]);
+    let back = b.dir.path().join("big-back");
+    b.docker_ok(&["cp", "cpin:/tmp/big", &back.to_string_lossy()]);
+    assert!(std::fs::read(&back).unwrap_or_default() == big, "the large file came back changed");
 
     // A tar stream on stdin, extracted into a directory.
     let mut builder = tar::Builder::new(Vec::new());
