@@ -509,3 +509,75 @@ fn down_removes_containers_and_with_v_the_volumes() {
     let left = b.docker_ok(&["volume", "ls", "-q"]);
     assert_eq!(left.lines().collect::<Vec<_>>(), dangling, "down -v removes the named and the anonymous volume");
 }
+
+#[test]
+fn service_healthy_gates_dependents_and_wait_waits_for_health() {
+    let b = berth();
+    let file = compose_file(
+        &b,
+        "health",
+        r#"
+name: health
+services:
+  app:
+    image: IMAGE
+    command: ["sleep", "1000"]
+    network_mode: none
+    stop_signal: SIGKILL
+    depends_on:
+      db:
+        condition: service_healthy
+  db:
+    image: IMAGE
+    command: ["sh", "-c", "sleep 2; touch /tmp/ready; sleep 1000"]
+    network_mode: none
+    stop_signal: SIGKILL
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/ready"]
+      interval: 300ms
+      retries: 30
+"#,
+    );
+    compose_ok(&b, &file, &["up", "-d"]);
+    // db only becomes healthy after 2 s: without the gate, up would have returned while it was still starting.
+    assert_eq!(inspect(&b, "health-db-1", "{{.State.Health.Status}}"), "healthy");
+    assert_eq!(inspect(&b, "health-app-1", "{{.State.Status}}"), "running");
+    compose_ok(&b, &file, &["down", "-t", "0"]);
+
+    // --wait returns once every container with a healthcheck is healthy.
+    compose_ok(&b, &file, &["up", "-d", "--no-deps", "--wait", "--wait-timeout", "30", "db"]);
+    assert_eq!(inspect(&b, "health-db-1", "{{.State.Health.Status}}"), "healthy");
+    assert_eq!(names(&b, "health"), ["health-db-1"], "--no-deps with a service starts only that service");
+    compose_ok(&b, &file, &["down", "-t", "0"]);
+
+    // An unhealthy dependency: the dependent is not created and the error says why.
+    let sick = compose_file(
+        &b,
+        "sick",
+        r#"
+name: sick
+services:
+  app:
+    image: IMAGE
+    command: ["sleep", "1000"]
+    network_mode: none
+    depends_on:
+      db:
+        condition: service_healthy
+  db:
+    image: IMAGE
+    command: ["sleep", "1000"]
+    network_mode: none
+    stop_signal: SIGKILL
+    healthcheck:
+      test: ["CMD", "false"]
+      interval: 200ms
+      retries: 1
+"#,
+    );
+    let out = compose(&b, &sick, &["up", "-d"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("sick-db-1 is unhealthy"), "{}", stderr(&out));
+    assert_eq!(names(&b, "sick"), ["sick-db-1"]);
+    compose_ok(&b, &sick, &["down", "-t", "0"]);
+}
