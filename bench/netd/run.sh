@@ -11,7 +11,7 @@
 #   bench/netd/run.sh                 # everything; needs root, podman, iperf3, aardvark-dns, netavark, nft
 #   PEERS=0 bench/netd/run.sh         # without podman and netavark (no host setup): berth + aardvark-dns only
 #
-# Knobs: RUNS (3), DNS_SECONDS (5), INFLIGHT (8), ATTACH_COUNT (50), IPERF_SECONDS (5), PEERS (1),
+# Knobs: RUNS (3), DNS_SECONDS (5), INFLIGHT ("1 2 8"), ATTACH_COUNT (50), IPERF_SECONDS (5), PEERS (1),
 # SUBNETS (10.216: the run uses <SUBNETS>.1-6.0/24 and refuses to start if the host routes any of them),
 # CARGO_TARGET_DIR (where the release binaries are built).
 #
@@ -23,7 +23,7 @@ cd "$(dirname "$0")/../.."
 
 RUNS=${RUNS:-3}
 DNS_SECONDS=${DNS_SECONDS:-5}
-INFLIGHT=${INFLIGHT:-1 8}
+INFLIGHT=${INFLIGHT:-1 2 8}
 ATTACH_COUNT=${ATTACH_COUNT:-50}
 IPERF_SECONDS=${IPERF_SECONDS:-5}
 PEERS=${PEERS:-1}
