@@ -100,8 +100,7 @@ pub fn prepare(store: &VolumeStore, record: &ContainerRecord, rootfs: &Path) -> 
                 store.mount(&p.name)?;
                 let data = store.mountpoint(&p.name);
                 if !p.no_copy {
-                    super::copyup::copy_up(rootfs, &p.destination, &data)
-                        .map_err(|e| VolumeError::Mount { name: p.name.clone(), reason: format!("copy-up: {e}") })?;
+                    store.copy_up(&p.name, rootfs, &p.destination)?;
                 }
                 store.emit(
                     "mount",

@@ -20,17 +20,48 @@ use nix::sys::stat::{Mode, SFlag, mknod};
 
 /// Copy the image's `destination` (inside `rootfs`) into `volume` when the volume is empty. Returns whether a
 /// copy was made (nothing when the volume has files or the image has no directory there).
-pub fn copy_up(rootfs: &Path, destination: &str, volume: &Path) -> io::Result<bool> {
-    if fs::read_dir(volume)?.next().is_some() {
+///
+/// The copy is made in place (a container may already use the volume's directory, so it cannot be swapped for a
+/// finished one); `marker`, written before and removed after, tells the next start that a copy was cut short
+/// (berthd killed), and that copy's partial files are removed and the copy made again.
+pub fn copy_up(rootfs: &Path, destination: &str, volume: &Path, marker: &Path) -> io::Result<bool> {
+    if marker.exists() {
+        clear_dir(volume)?;
+    } else if fs::read_dir(volume)?.next().is_some() {
         return Ok(false);
     }
-    let Some(fd) = open_dir_in_root(rootfs, destination)? else { return Ok(false) };
+    let Some(fd) = open_dir_in_root(rootfs, destination)? else {
+        remove_marker(marker)?;
+        return Ok(false);
+    };
     // The opened directory by its fd: paths below it are looked up from there, never from the host's root.
     let source = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    fs::write(marker, b"")?;
     copy_tree(&source, volume)?;
     apply_metadata(&source, volume, &fs::metadata(&source)?)?;
     drop(fd);
+    remove_marker(marker)?;
     Ok(true)
+}
+
+fn remove_marker(marker: &Path) -> io::Result<()> {
+    match fs::remove_file(marker) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Remove everything inside `dir`, keeping `dir` itself (it may be a mount point).
+fn clear_dir(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if fs::symlink_metadata(&path)?.is_dir() {
+            fs::remove_dir_all(&path)?;
+        } else {
+            fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
 }
 
 fn open_dir_in_root(rootfs: &Path, path: &str) -> io::Result<Option<OwnedFd>> {
@@ -138,7 +169,9 @@ mod tests {
         let volume = tmp.path().join("vol");
         fs::create_dir(&volume)?;
 
-        assert!(copy_up(&rootfs, "/data", &volume)?);
+        let marker = tmp.path().join(".copyup");
+        assert!(copy_up(&rootfs, "/data", &volume, &marker)?);
+        assert!(!marker.exists());
         assert_eq!(fs::read_to_string(volume.join("a.txt"))?, "hello");
         let a = fs::metadata(volume.join("a.txt"))?;
         assert_eq!(a.mode() & 0o7777, 0o640);
@@ -148,8 +181,15 @@ mod tests {
         assert_eq!(fs::metadata(&volume)?.mode() & 0o7777, 0o750);
         // A volume with files is left alone.
         fs::write(data.join("later"), "x")?;
-        assert!(!copy_up(&rootfs, "/data", &volume)?);
+        assert!(!copy_up(&rootfs, "/data", &volume, &marker)?);
         assert!(!volume.join("later").exists());
+        // A copy cut short (its marker left behind) is made again from the start.
+        fs::write(&marker, "")?;
+        fs::write(volume.join("partial"), "x")?;
+        assert!(copy_up(&rootfs, "/data", &volume, &marker)?);
+        assert!(!volume.join("partial").exists());
+        assert!(volume.join("later").is_file() && volume.join("sub/b.txt").is_file());
+        assert!(!marker.exists());
         Ok(())
     }
 
@@ -166,9 +206,10 @@ mod tests {
         std::os::unix::fs::symlink("../../outside", rootfs.join("up"))?;
         let volume = tmp.path().join("vol");
         fs::create_dir(&volume)?;
-        assert!(!copy_up(&rootfs, "/missing", &volume)?);
-        assert!(!copy_up(&rootfs, "/data", &volume)?);
-        assert!(!copy_up(&rootfs, "/up", &volume)?);
+        let marker = tmp.path().join(".copyup");
+        assert!(!copy_up(&rootfs, "/missing", &volume, &marker)?);
+        assert!(!copy_up(&rootfs, "/data", &volume, &marker)?);
+        assert!(!copy_up(&rootfs, "/up", &volume, &marker)?);
         assert!(fs::read_dir(&volume)?.next().is_none());
         Ok(())
     }

@@ -50,6 +50,8 @@ pub struct VolumeStore {
     table: RwLock<BTreeMap<String, Volume>>,
     /// Held while a local-driver mount is decided and made, so two starting containers mount a volume once.
     mounting: Mutex<()>,
+    /// Held during a copy-up.
+    copying: Mutex<()>,
     /// Where `create`, `destroy`, `mount` and `unmount` go (none in unit tests).
     events: Option<crate::events::Events>,
 }
@@ -74,7 +76,7 @@ impl VolumeStore {
                 }
             }
         }
-        VolumeStore { dir, table: RwLock::new(table), mounting: Mutex::new(()), events: None }
+        VolumeStore { dir, table: RwLock::new(table), mounting: Mutex::new(()), copying: Mutex::new(()), events: None }
     }
 
     /// Emit the volume events on this bus.
@@ -101,6 +103,15 @@ impl VolumeStore {
     /// `<root>/volumes/<name>/_data`: what containers mount.
     pub fn mountpoint(&self, name: &str) -> PathBuf {
         self.dir.join(name).join(DATA)
+    }
+
+    /// Copy the image's content at `destination` into the volume if it is empty ([`super::copyup::copy_up`]).
+    /// One copy-up at a time: two containers starting on one new volume must not both fill it.
+    pub fn copy_up(&self, name: &str, rootfs: &Path, destination: &str) -> Result<bool> {
+        let _guard = self.copying.lock().unwrap_or_else(|e| e.into_inner());
+        let marker = self.dir.join(name).join(".copyup-incomplete");
+        super::copyup::copy_up(rootfs, destination, &self.mountpoint(name), &marker)
+            .map_err(|e| VolumeError::Mount { name: name.to_string(), reason: format!("copy-up: {e}") })
     }
 
     pub fn get(&self, name: &str) -> Result<Volume> {
