@@ -109,7 +109,7 @@ fn exec_joins_the_containers_cgroup_and_reports_its_pid() {
     rt.block_on(async {
         let options = CreateExecOptions { cmd: vec!["sleep".into(), "30".into()], ..Default::default() };
         let exec = client.create_exec("cg", &options).await.unwrap_or_else(|e| panic!("create: {e}"));
-        let detached = StartExecOptions { detach: true, tty: false };
+        let detached = StartExecOptions { detach: true, ..Default::default() };
         assert!(client.start_exec(&exec.id, &detached).await.unwrap_or_else(|e| panic!("start: {e}")).is_none());
         // The pid is reported once the helper has it (bounded).
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -156,7 +156,7 @@ fn tty_exec_relays_input_output_and_resize() {
         };
         let exec = client.create_exec("tty", &options).await.unwrap_or_else(|e| panic!("create: {e}"));
         let stream = client
-            .start_exec(&exec.id, &StartExecOptions { detach: false, tty: true })
+            .start_exec(&exec.id, &StartExecOptions { tty: true, console_size: Some([30, 100]), ..Default::default() })
             .await
             .unwrap_or_else(|e| panic!("start: {e}"))
             .unwrap_or_else(|| panic!("attached start gave no stream"));

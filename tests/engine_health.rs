@@ -62,6 +62,10 @@ fn a_passing_probe_makes_it_healthy_across_a_berthd_restart() {
     assert!(first["Start"].as_str().is_some_and(|s| s.starts_with("20")), "{first}");
     let ps = b.docker_ok(&["ps", "--filter", "name=ok", "--format", "{{.Status}}"]);
     assert!(ps.trim().ends_with("(healthy)"), "{ps}");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let until = (now + 1).to_string();
+    let events = b.docker_ok(&["events", "--since", "10m", "--until", &until, "--filter", "event=health_status"]);
+    assert!(events.contains("health_status: healthy") && events.contains("name=ok"), "{events}");
 
     // berthd restarts (the container runs on under its shim): the health is still there, and probes go on.
     let pid = std::fs::read_to_string(b.run_dir().join("berthd.pid")).unwrap_or_default();
@@ -130,4 +134,67 @@ fn failing_probes_start_period_and_timeouts() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(health(&b, "bad")["FailingStreak"], stopped["FailingStreak"]);
     b.docker_ok(&["rm", "-f", "bad", "slow-start", "hung"]);
+}
+
+/// A docker-save archive of the busybox rootfs whose image config has a `Healthcheck` (berth's import cannot
+/// set one; a Dockerfile's HEALTHCHECK ends up there).
+fn image_with_healthcheck(b: &Berth, tag: &str) -> std::path::PathBuf {
+    use sha2::{Digest, Sha256};
+    let layer = std::fs::read(busybox_tar(b.dir.path())).unwrap_or_else(|e| panic!("layer: {e}"));
+    let layer_hex = hex::encode(Sha256::digest(&layer));
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {
+            "Cmd": ["sleep", "1000"],
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Healthcheck": {"Test": ["CMD-SHELL", "echo from-image"], "Interval": 1_000_000_000u64, "Retries": 1},
+        },
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer_hex}")]},
+    });
+    let config = serde_json::to_vec(&config).unwrap_or_default();
+    let config_hex = hex::encode(Sha256::digest(&config));
+    let manifest = serde_json::json!([{
+        "Config": format!("{config_hex}.json"),
+        "RepoTags": [tag],
+        "Layers": [format!("{layer_hex}/layer.tar")],
+    }]);
+    let manifest = serde_json::to_vec(&manifest).unwrap_or_default();
+    let out = b.dir.path().join("hc-image.tar");
+    let file = std::fs::File::create(&out).unwrap_or_else(|e| panic!("{e}"));
+    let mut tar = tar::Builder::new(file);
+    for (name, data) in [
+        (format!("{config_hex}.json"), &config),
+        (format!("{layer_hex}/layer.tar"), &layer),
+        ("manifest.json".to_string(), &manifest),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, name, data.as_slice()).unwrap_or_else(|e| panic!("tar: {e}"));
+    }
+    tar.finish().unwrap_or_else(|e| panic!("tar: {e}"));
+    out
+}
+
+#[test]
+fn the_images_healthcheck_applies_unless_the_container_overrides_it() {
+    let b = Berth::new();
+    b.ok(&["system", "info"]);
+    let archive = image_with_healthcheck(&b, "e2e/hc:1");
+    b.docker_ok(&["load", "-i", &archive.to_string_lossy()]);
+    b.docker_ok(&["run", "-d", "--name", "img", "--network", "none", "e2e/hc:1"]);
+    // The container's own test with the image's interval and retries.
+    b.docker_ok(&["run", "-d", "--name", "own", "--network", "none", "--health-cmd", "echo own", "e2e/hc:1"]);
+    b.docker_ok(&["run", "-d", "--name", "none", "--network", "none", "--no-healthcheck", "e2e/hc:1"]);
+
+    let h = wait_health(&b, "img", Duration::from_secs(30), |h| status(h) == "healthy");
+    assert_eq!(log(&h)[0]["Output"], "from-image\n", "{h}");
+    let h = wait_health(&b, "own", Duration::from_secs(30), |h| status(h) == "healthy");
+    assert_eq!(log(&h)[0]["Output"], "own\n", "{h}");
+    assert_eq!(health(&b, "none"), Value::Null);
+    let ps = b.docker_ok(&["ps", "--filter", "name=none", "--format", "{{.Status}}"]);
+    assert!(!ps.contains("health"), "{ps}");
+    b.docker_ok(&["rm", "-f", "img", "own", "none"]);
 }

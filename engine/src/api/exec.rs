@@ -63,6 +63,8 @@ pub async fn create(State(state): State<AppState>, Path(id): Path<String>, body:
 #[serde(rename_all = "PascalCase", default)]
 struct StartBody {
     detach: bool,
+    /// `[height, width]` of the tty from the start (API 1.42+); `[0, 0]` when the client has none.
+    console_size: Option<[u16; 2]>,
 }
 
 /// `POST /exec/{id}/start`.
@@ -102,6 +104,7 @@ pub async fn start(State(state): State<AppState>, Path(id): Path<String>, mut re
         return Ok(StatusCode::OK.into_response());
     }
     let tty = config.tty;
+    let console_size = start.console_size.filter(|[h, w]| *h > 0 && *w > 0);
     let s = state.clone();
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
@@ -114,7 +117,7 @@ pub async fn start(State(state): State<AppState>, Path(id): Path<String>, mut re
         };
         let (reader, mut writer) = tokio::io::split(TokioIo::new(upgraded));
         let outcome = match exec::start(&s.runtime, &record, &config).await {
-            Ok(started) => relay(&s, &id, started, tty, reader, &mut writer).await,
+            Ok(started) => relay(&s, &id, started, console_size, reader, &mut writer).await,
             Err(e) => Outcome { exit_code: 126, error: Some(e.to_string()) },
         };
         if let Some(message) = &outcome.error {
@@ -173,7 +176,14 @@ fn note_pid(state: &AppState, id: &str, started: &Started) {
 }
 
 /// Relay between the client and the process until it has exited and its output is delivered.
-async fn relay<R, W>(state: &AppState, id: &str, mut started: Started, tty: bool, reader: R, writer: &mut W) -> Outcome
+async fn relay<R, W>(
+    state: &AppState,
+    id: &str,
+    mut started: Started,
+    console_size: Option<[u16; 2]>,
+    reader: R,
+    writer: &mut W,
+) -> Outcome
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin,
@@ -185,16 +195,21 @@ where
     match std::mem::replace(&mut started.io, ExecIo::Pipes { stdin: None, stdout: None, stderr: None }) {
         ExecIo::Pipes { stdin, stdout, stderr } => {
             if let Some(out) = stdout {
-                tasks.push(tokio::spawn(pump(out, 1, tty, tx.clone())));
+                tasks.push(tokio::spawn(pump(out, 1, false, tx.clone())));
             }
             if let Some(err) = stderr {
-                tasks.push(tokio::spawn(pump(err, 2, tty, tx.clone())));
+                tasks.push(tokio::spawn(pump(err, 2, false, tx.clone())));
             }
             if let Some(stdin) = stdin {
                 stdin_task = Some(tokio::spawn(copy_stdin(reader, stdin)));
             }
         }
         ExecIo::Pty(master) => {
+            if let Some([h, w]) = console_size
+                && let Err(e) = exec::resize(&master, h, w)
+            {
+                tracing::warn!(exec = id, error = %e, "cannot set the exec's console size");
+            }
             let _ = state.execs.update(id, |e| e.pty = Some(master.clone()));
             match pty_file(&master) {
                 Ok((out, input)) => {

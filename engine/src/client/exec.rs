@@ -24,6 +24,9 @@ pub struct CreateExecResults {
 pub struct StartExecOptions {
     pub detach: bool,
     pub tty: bool,
+    /// `[height, width]` of a tty, set as soon as the pty exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub console_size: Option<[u16; 2]>,
 }
 
 /// An attached exec: the hijacked connection. Write to `io` for the process's stdin (shut it down for EOF);
