@@ -200,3 +200,57 @@ fn live_events_stream_in_dockers_shape() {
     assert_eq!(die["Actor"]["Attributes"]["exitCode"], "0", "{die}");
     assert!(seen.iter().all(|v| v["Type"] == "container"), "the type filter holds: {seen:#?}");
 }
+
+/// The typed client the orchestrator uses: a live stream filtered by label, and a bounded replay.
+#[test]
+fn the_typed_client_streams_events() {
+    use berth_engine::client::Client;
+    use berth_engine::client::events::EventsOptions;
+    use futures_util::StreamExt;
+
+    let b = setup_with_image();
+    let since = now();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| panic!("{e}"));
+    let client = Client::connect_with_unix(&b.socket());
+    let options = EventsOptions::default().filter("label", "com.docker.compose.project=typed");
+    let mut live = rt.block_on(client.events(&options)).unwrap_or_else(|e| panic!("events: {e}"));
+    // Subscribed once `events` answered: everything from now on arrives.
+    b.docker_ok(&["create", "--network", "none", "--name", "other", "e2e/bb:1"]);
+    b.docker_ok(&["create", "--network", "none", "--name", "t1", "-l", "com.docker.compose.project=typed", "e2e/bb:1"]);
+    b.docker_ok(&["rm", "t1", "other"]);
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let next = rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), live.next()).await });
+        match next {
+            Ok(Some(Ok(e))) => {
+                got.push(format!("{} {}", e.action, e.actor.attributes.get("name").cloned().unwrap_or_default()))
+            }
+            other => panic!("after {got:?}: {other:?}"),
+        }
+    }
+    assert_eq!(got, ["create t1", "destroy t1"]);
+    drop(live);
+
+    let options = EventsOptions { since: Some(since), until: Some(now()), ..Default::default() }
+        .filter("type", "container")
+        .filter("event", "destroy");
+    let mut replay: Vec<String> = rt.block_on(async {
+        let stream = client.events(&options).await.unwrap_or_else(|e| panic!("events: {e}"));
+        let all = tokio::time::timeout(Duration::from_secs(10), stream.collect::<Vec<_>>()).await;
+        all.unwrap_or_else(|_| panic!("the replay did not end at until"))
+            .into_iter()
+            .map(|e| e.map(|e| e.actor.attributes.get("name").cloned().unwrap_or_default()))
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("{e}"))
+    });
+    // `docker rm` removes its arguments in parallel: the order is not given.
+    replay.sort();
+    assert_eq!(replay, ["other", "t1"]);
+}
+
+fn setup_with_image() -> Berth {
+    let b = Berth::new();
+    let tar = busybox_tar(b.dir.path());
+    b.ok(&["image", "import", &tar.to_string_lossy(), "e2e/bb:1", "-c", "CMD [\"sh\"]"]);
+    b
+}

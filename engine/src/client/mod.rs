@@ -2,6 +2,7 @@
 //! The orchestrator and the e2e tests use it; it speaks plain HTTP/1.1 over the Unix socket.
 
 pub mod containers;
+pub mod events;
 pub mod exec;
 pub mod volumes;
 
