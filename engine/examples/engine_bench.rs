@@ -88,7 +88,7 @@ async fn pause(sock: &str, image: &str, runs: usize) -> Result<()> {
     let id = client.create_container(None, &body(image, &["sleep", "600"])).await?.id;
     client.start_container(&id).await?;
     let mut samples = Vec::with_capacity(runs);
-    let mut result = Ok(());
+    let mut result: Result<()> = Ok(());
     for i in 0..runs + 3 {
         let t = Instant::now();
         if let Err(e) = client.pause_container(&id).await {
