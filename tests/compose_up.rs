@@ -286,6 +286,10 @@ services:
     assert_eq!(inspect(&b, "order-migrate-1", "{{.State.ExitCode}}"), "0");
     let logs = b.ok(&["-f", &file.to_string_lossy(), "logs", "migrate"]);
     assert!(logs.contains("migrate-1  | migrated"), "{logs}");
+    // -f follows until the container stops: here it has, so it returns with everything; -t adds timestamps.
+    let followed = b.ok(&["-f", &file.to_string_lossy(), "logs", "-f", "-t", "migrate"]);
+    let line = followed.lines().next().unwrap_or_default();
+    assert!(line.starts_with("migrate-1  | 20") && line.ends_with(" migrated"), "{followed}");
     compose_ok(&b, &file, &["down", "-t", "0"]);
 
     // A failed migration keeps the app from starting; the error names the service; db is left running.
@@ -347,6 +351,11 @@ services:
     image: IMAGE
     command: ["/no/such/binary"]
     network_mode: none
+  after:
+    image: IMAGE
+    command: ["sleep", "1000"]
+    network_mode: none
+    depends_on: [bad]
 "#,
     );
     let out = compose(&b, &broken, &["up", "-d"]);
@@ -354,6 +363,8 @@ services:
     let err = stderr(&out);
     assert!(err.contains("service \"bad\" failed") && err.contains("/no/such/binary"), "{err}");
     assert_eq!(inspect(&b, "broken-ok-1", "{{.State.Status}}"), "running", "the rest is left as it is");
+    assert!(err.contains("not started: after (its dependency \"bad\" failed)"), "{err}");
+    assert!(!names(&b, "broken").contains(&"broken-after-1".to_string()), "a dependent of a failed service waits");
 
     // An image the store lacks is reported before anything is created.
     let missing = compose_file(

@@ -58,7 +58,7 @@ pub enum ComposeCommand {
 pub struct UpArgs {
     /// Services to start (and what they depend on); default: all.
     pub services: Vec<String>,
-    /// Detached mode: run containers in the background (the only mode berth has yet).
+    /// Detached mode: run containers in the background (the only mode berth has yet; without it berth says so).
     #[arg(short = 'd', long)]
     pub detach: bool,
     /// Recreate containers even if their configuration and image haven't changed.
@@ -281,6 +281,11 @@ async fn up_cmd(global: &GlobalArgs, args: &UpArgs) -> Result<ExitCode, String> 
     };
     let origin = Origin { working_dir: loaded.project_directory.clone(), config_files: loaded.files.clone() };
     let project = Arc::new(loaded.project.clone());
+    if !args.detach {
+        eprintln!(
+            "WARN attached mode is not available yet: the containers run detached, as with -d; follow them with `berth logs -f`"
+        );
+    }
     let summary = up::up(&client, project, origin, &loaded.disabled, &opts, stderr_reporter())
         .await
         .map_err(|e| format!("Error: {e}"))?;

@@ -91,7 +91,12 @@ pub async fn execute(ctx: Arc<Context>, plan: Plan) -> Report {
                     _ => blocked = Some(dep_name),
                 }
             }
-            if let Some(dep) = blocked {
+            // A service that starts nothing does not wait for its dependencies: it is left as it is.
+            let starts = match &plan.graph[node] {
+                Step::Converge(changes) => changes.actions.iter().any(Action::starts),
+                _ => true,
+            };
+            if let Some(dep) = blocked.filter(|_| starts) {
                 let what = plan.graph[node].service().map(str::to_string).unwrap_or_else(|| format!("{node:?}"));
                 report.skipped.push(format!("{what} (its dependency {dep:?} failed)"));
                 results.insert(node, Err(()));
