@@ -8,6 +8,7 @@ pub mod container;
 pub mod daemon;
 pub mod events;
 pub mod image;
+pub mod network;
 pub mod paths;
 pub mod registry;
 pub mod runtime;

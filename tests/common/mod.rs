@@ -40,6 +40,22 @@ impl Berth {
         self.run_dir().join("berth.sock")
     }
 
+    /// This installation's own nftables table for its berth-netd (`inet <name>`), deleted on drop.
+    pub fn nft_table(&self) -> String {
+        let name = self.dir.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let suffix: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
+        format!("be2e_{suffix}")
+    }
+
+    /// The resolv.conf berth-netd forwards outside names to: loopback only, so no query leaves the machine.
+    pub fn netd_resolv_conf(&self) -> PathBuf {
+        let path = self.dir.path().join("netd-resolv.conf");
+        if !path.exists() {
+            let _ = std::fs::write(&path, "nameserver 127.0.0.1\n");
+        }
+        path
+    }
+
     pub fn berth(&self, args: &[&str]) -> Output {
         let out = Command::new(env!("CARGO_BIN_EXE_berth"))
             // fork+exec (see src/cli/engine.rs): posix_spawn would leave signals 32 and 33 ignored down the line.
@@ -52,6 +68,9 @@ impl Berth {
             .env_remove("BERTH_ROOT")
             .env_remove("BERTH_RUN_DIR")
             .env("BERTH_CGROUP_PARENT", self.cgroup_parent())
+            // The berth-netd the CLI starts: its own nft table and loopback-only upstream resolvers.
+            .env("BERTH_NETD_NFT_TABLE", self.nft_table())
+            .env("BERTH_NETD_RESOLV_CONF", self.netd_resolv_conf())
             .output();
         out.unwrap_or_else(|e| panic!("cannot run berth: {e}"))
     }
@@ -82,6 +101,10 @@ impl Berth {
 impl Drop for Berth {
     fn drop(&mut self) {
         self.stop_daemon();
+        // berth-netd stops before the sweep below would kill it, then what it made goes: its bridges and veths
+        // (tagged with its instance id) and its nft table.
+        let netd_tag = std::fs::read_to_string(self.root().join("netd/instance")).ok();
+        stop_pid_file(&self.run_dir().join("netd.pid"));
         // Whatever a failed test left running: the containers (every process in this berth's cgroups), their
         // shims (found by the state directory in their command line), their mounts, then the cgroups.
         let parent = self.cgroup_parent();
@@ -127,6 +150,43 @@ impl Drop for Berth {
                 let _ = std::fs::remove_dir(&dir);
             }
         }
+        if let Some(id) = netd_tag {
+            for link in links_with_alias(&format!("berth-netd:{}", id.trim())) {
+                let _ = Command::new("ip").args(["link", "del", "dev", &link]).status();
+            }
+        }
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &self.nft_table()])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// Links on the host whose alias is `tag` (from `ip -o -d link show`, one line per link).
+pub fn links_with_alias(tag: &str) -> Vec<String> {
+    let out = Command::new("ip").args(["-o", "-d", "link", "show"]).output();
+    let text = out.map(|o| stdout(&o)).unwrap_or_default();
+    text.lines()
+        .filter(|l| l.split_whitespace().collect::<Vec<_>>().windows(2).any(|w| w[0] == "alias" && w[1] == tag))
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect()
+}
+
+/// SIGTERM the daemon of a pid file, SIGKILL after 5 s.
+fn stop_pid_file(pid_file: &Path) {
+    let Ok(pid) = std::fs::read_to_string(pid_file) else { return };
+    let pid = pid.trim().to_string();
+    if pid.is_empty() {
+        return;
+    }
+    let _ = Command::new("kill").arg("-TERM").arg(&pid).status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if Path::new(&format!("/proc/{pid}")).exists() {
+        let _ = Command::new("kill").arg("-KILL").arg(&pid).status();
     }
 }
 

@@ -159,7 +159,12 @@ pub async fn list(State(state): State<AppState>, Query(params): Params) -> ApiRe
         .iter()
         .filter(|r| all || filters.contains_key("status") || matches!(r.state.status, Status::Running | Status::Paused))
         .filter(|r| matches(r, &filters))
-        .map(summary)
+        .map(|r| {
+            let mut body = summary(r);
+            let attached = crate::network::attached::load(&state.containers.container_dir(&r.id));
+            crate::network::docker::decorate_summary(&mut body, r, attached.as_ref());
+            body
+        })
         .collect();
     Ok(Json(Value::Array(out)))
 }
@@ -214,6 +219,8 @@ pub async fn get(
             state.runtime.refresh(&record.id).await;
             let record = state.containers.get(&record.id)?;
             let mut body = inspect_json(&record);
+            let attached = crate::network::attached::load(&state.containers.container_dir(&record.id));
+            crate::network::docker::decorate_inspect(&mut body, &record, attached.as_ref());
             let exec_ids = state.execs.ids_of(&record.id);
             body["ExecIDs"] = if exec_ids.is_empty() { Value::Null } else { json!(exec_ids) };
             Ok(Json(body).into_response())
@@ -401,6 +408,8 @@ pub async fn delete(
         let _ = state.runtime.kill(&record.id, "KILL").await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), state.runtime.wait(&record.id)).await;
     }
+    // Whatever netd still holds for it (normally released at its exit) goes before its directory does.
+    state.runtime.network.release(&state.containers.container_dir(&record.id), &record.id).await;
     // A copy may have a stopped container's overlay mounted in its directory: removal waits until it is done.
     let rootfs_lock = state.runtime.rootfs_locks.lock(&record.id).await;
     let removed = state.containers.remove(&record.id)?;

@@ -11,6 +11,7 @@ pub mod events;
 pub mod exec;
 pub mod images;
 pub mod logs;
+pub mod networks;
 pub mod stats;
 pub mod system;
 pub mod volumes;
@@ -114,6 +115,12 @@ pub fn router(state: AppState) -> Router {
         .route("/volumes/create", post(volumes::create))
         .route("/volumes/prune", post(volumes::prune))
         .route("/volumes/{name}", get(volumes::inspect).delete(volumes::delete))
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route("/networks/{id}", get(networks::inspect).delete(networks::delete))
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .with_state(state)
 }
 

@@ -20,7 +20,7 @@ use tokio::net::UnixStream;
 
 use super::config::HostConfig;
 use super::record::{ContainerRecord, Containers, Status};
-use crate::container::spec::{self, ContainerSpecInput, HostFacts, NetworkMode, Resources};
+use crate::container::spec::{self, ContainerSpecInput, HostFacts, Resources};
 use crate::image::store::ImageStore;
 use crate::image::{Digest, rootfs};
 use crate::paths::Paths;
@@ -72,6 +72,8 @@ pub struct Runtime {
     pub rootfs_locks: super::copy::RootfsLocks,
     /// The volume store: containers' volumes are mounted and filled at start, released at exit.
     pub volumes: Arc<crate::volume::VolumeStore>,
+    /// berth-netd's side: namespaces, endpoints and ports of containers on networks.
+    pub network: crate::network::Networking,
 }
 
 impl Runtime {
@@ -79,6 +81,7 @@ impl Runtime {
         let cgroup_parent = std::env::var("BERTH_CGROUP_PARENT").unwrap_or_default();
         let events = crate::events::Events::new();
         let volumes = Arc::new(crate::volume::VolumeStore::open(&paths.root).with_events(events.clone()));
+        let network = crate::network::Networking::new(&paths);
         Runtime {
             paths,
             images,
@@ -90,6 +93,7 @@ impl Runtime {
             restarts: Default::default(),
             rootfs_locks: Default::default(),
             volumes,
+            network,
         }
     }
 
@@ -124,9 +128,21 @@ impl Runtime {
                 return Err(e);
             }
         };
-        let bundle = match self.write_bundle(&record, &rootfs_dir) {
+        // The network before the bundle: the spec names the namespace netd wired, resolv.conf is netd's answer.
+        let net = match self.network.prepare(&record, &self.containers).await {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = rootfs::unmount(&rootfs_dir);
+                crate::volume::attach::release(&self.volumes, &self.containers, &id);
+                let message = e.to_string();
+                let _ = self.containers.update(&id, |r| r.state.error = message.clone());
+                return Err(RunError::StartFailed { message, exit_code: 128 });
+            }
+        };
+        let bundle = match self.write_bundle(&record, &rootfs_dir, &net) {
             Ok(b) => b,
             Err(e) => {
+                self.network.release(&self.dir(&id), &id).await;
                 let _ = rootfs::unmount(&rootfs_dir);
                 crate::volume::attach::release(&self.volumes, &self.containers, &id);
                 let _ = self.containers.update(&id, |r| r.state.error = e.to_string());
@@ -148,6 +164,7 @@ impl Runtime {
                 Ok(started)
             }
             Err((message, exit_code)) => {
+                self.network.release(&self.dir(&id), &id).await;
                 let _ = rootfs::unmount(&rootfs_dir);
                 crate::volume::attach::release(&self.volumes, &self.containers, &id);
                 self.containers.update(&id, |r| {
@@ -176,10 +193,15 @@ impl Runtime {
     }
 
     /// The OCI bundle: config.json from the record and the image config, plus /etc/hosts, resolv.conf, hostname.
-    fn write_bundle(&self, record: &ContainerRecord, rootfs_dir: &Path) -> Result<PathBuf> {
+    fn write_bundle(
+        &self,
+        record: &ContainerRecord,
+        rootfs_dir: &Path,
+        net: &crate::network::Prepared,
+    ) -> Result<PathBuf> {
         let bundle = self.dir(&record.id).join("bundle");
         std::fs::create_dir_all(&bundle).map_err(|e| setup("bundle", e))?;
-        let mut input = self.spec_input(record, &bundle)?;
+        let mut input = self.spec_input(record, &bundle, net)?;
         // Binds, volumes (mounted, filled from the image when empty) and tmpfs, from the record's mount points.
         input.mounts = crate::volume::attach::prepare(&self.volumes, record, rootfs_dir)
             .map_err(|e| RunError::StartFailed { message: e.to_string(), exit_code: 128 })?;
@@ -190,7 +212,12 @@ impl Runtime {
         Ok(bundle)
     }
 
-    fn spec_input(&self, record: &ContainerRecord, bundle: &Path) -> Result<ContainerSpecInput> {
+    fn spec_input(
+        &self,
+        record: &ContainerRecord,
+        bundle: &Path,
+        net: &crate::network::Prepared,
+    ) -> Result<ContainerSpecInput> {
         let c = &record.config;
         let h = &record.host_config;
         let image_id = record.image_id.as_ref().map(Digest::to_string).unwrap_or_else(|| record.image.clone());
@@ -201,13 +228,17 @@ impl Runtime {
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname} {}\n",
             record.name
         );
+        let hosts_text = net.hosts.clone().unwrap_or(hosts_text);
         std::fs::write(&hosts, hosts_text).map_err(|e| setup("hosts", e))?;
         let hostname_file = bundle.join("hostname");
         std::fs::write(&hostname_file, format!("{hostname}\n")).map_err(|e| setup("hostname", e))?;
         let resolv = bundle.join("resolv.conf");
-        // The host's resolvers until berth-netd gives the container its own (issue #5).
-        let host_resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
-        std::fs::write(&resolv, host_resolv).map_err(|e| setup("resolv.conf", e))?;
+        // netd's answer on its networks (their DNS servers); the host's resolvers otherwise.
+        let resolv_text = match &net.resolv_conf {
+            Some(text) => text.clone().into_bytes(),
+            None => std::fs::read("/etc/resolv.conf").unwrap_or_default(),
+        };
+        std::fs::write(&resolv, resolv_text).map_err(|e| setup("resolv.conf", e))?;
         Ok(ContainerSpecInput {
             id: record.id.clone(),
             name: record.name.clone(),
@@ -230,10 +261,7 @@ impl Runtime {
             sysctls: h.sysctls.clone(),
             shm_size: (h.shm_size > 0).then_some(h.shm_size as u64),
             resources: resources(h),
-            network: match h.network_mode.as_deref() {
-                Some("host") => NetworkMode::Host,
-                _ => NetworkMode::None,
-            },
+            network: net.mode.clone(),
             cgroup_parent: self.cgroup_parent.clone(),
             hosts_file: Some(hosts),
             resolv_conf: Some(resolv),
@@ -336,9 +364,11 @@ impl Runtime {
         }
         if let Some(exit) = self.exit_record(&record.id) {
             self.record_exit(&record.id, &exit);
+            self.network.release(&self.dir(&record.id), &record.id).await;
         } else if self.ask_shim(&record.id, json!({"cmd": "state"})).await.is_none() {
             // Neither a shim nor an exit record: the shim died with the container (or the host rebooted).
             self.record_exit(&record.id, &json!({"exit_code": 255, "error": "the container's shim is gone"}));
+            self.network.release(&self.dir(&record.id), &record.id).await;
         }
     }
 
@@ -380,6 +410,7 @@ impl Runtime {
                 && answer.get("type").and_then(Value::as_str) == Some("exited")
             {
                 self.record_exit(&record.id, &answer);
+                self.network.release(&self.dir(&record.id), &record.id).await;
             }
             self.refresh(&record.id).await;
         }
@@ -463,6 +494,12 @@ impl Runtime {
         for r in self.containers.list() {
             self.refresh(&r.id).await;
             self.sync_paused(&r.id);
+            // Exited while berthd was away (or released halfway): its endpoints, ports and namespace go now.
+            if let Ok(r) = self.containers.get(&r.id)
+                && !matches!(r.state.status, Status::Running | Status::Paused)
+            {
+                self.network.release(&self.dir(&r.id), &r.id).await;
+            }
         }
     }
 }

@@ -1,0 +1,208 @@
+//! End to end, as root: containers on berth-netd networks through the `docker` CLI against berthd — network
+//! create/ls/inspect/connect/disconnect/rm, names and aliases resolved by netd's DNS, isolation between
+//! networks, a published port on 127.0.0.1, resolv.conf naming the gateway, and nothing left after stop and rm.
+//! Each test uses its own 10.215.<n>.0/24 (netd's own tests use 10.213, 10.214 and 10.231).
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Berth, busybox_tar, stderr, stdout};
+
+/// An installation with the busybox image imported as `e2e/bb:1` (this also starts berthd and berth-netd).
+fn berth_with_image() -> Berth {
+    let b = Berth::new();
+    let tar = busybox_tar(b.dir.path());
+    b.ok(&["image", "import", &tar.to_string_lossy(), "e2e/bb:1", "-c", "CMD [\"sh\"]"]);
+    b
+}
+
+/// A busybox httpd serving `text` on port 80.
+const HTTPD: &str = "mkdir -p /www && echo \"$MSG\" > /www/index.html && exec httpd -f -p 80 -h /www";
+
+fn run_httpd(b: &Berth, name: &str, network: &str, extra: &[&str], msg: &str) -> String {
+    let env = format!("MSG={msg}");
+    let mut args = vec!["run", "-d", "--name", name, "--network", network, "-e", &env];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["e2e/bb:1", "sh", "-c", HTTPD]);
+    b.docker_ok(&args).trim().to_string()
+}
+
+/// `docker exec` output until it contains `want` (DNS and httpd need a moment after start); bounded.
+fn exec_until(b: &Berth, container: &str, cmd: &[&str], want: &str) -> String {
+    let mut args = vec!["exec", container];
+    args.extend_from_slice(cmd);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = b.docker(&args);
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        if text.contains(want) || Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+fn inspect(b: &Berth, what: &str, format: &str) -> String {
+    b.docker_ok(&["inspect", what, "--format", format]).trim().to_string()
+}
+
+#[test]
+fn networks_through_the_docker_cli_with_names_isolation_and_cleanup() {
+    let b = berth_with_image();
+
+    // create, ls, inspect; a bad subnet is a 400 that says why.
+    let id = b.docker_ok(&["network", "create", "--subnet", "10.215.1.0/24", "--label", "team=e2e", "front"]);
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    b.docker_ok(&["network", "create", "--subnet", "10.215.2.0/24", "back"]);
+    let ls = b.docker_ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    for want in ["front bridge", "back bridge", "bridge bridge", "host host", "none null"] {
+        assert!(ls.lines().any(|l| l == want), "{want} missing in:\n{ls}");
+    }
+    let filtered = b.docker_ok(&["network", "ls", "-q", "--filter", "label=team=e2e"]);
+    assert_eq!(filtered.trim(), &id[..12]);
+    let subnet = b.docker_ok(&["network", "inspect", "front", "--format", "{{(index .IPAM.Config 0).Subnet}}"]);
+    assert_eq!(subnet.trim(), "10.215.1.0/24");
+    let bad = b.docker(&["network", "create", "--subnet", "10.215.3.7/33", "broken"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("10.215.3.7/33"), "{}", stderr(&bad));
+    let dup = b.docker(&["network", "create", "front"]);
+    assert!(!dup.status.success(), "a name in use is refused");
+
+    // Two containers on one network reach each other by name and by alias; one on another network cannot.
+    run_httpd(&b, "web", "front", &["--network-alias", "www"], "hello-web");
+    run_httpd(&b, "api", "front", &[], "hello-api");
+    run_httpd(&b, "other", "back", &[], "hello-other");
+    // busybox-static's wget crashes (SIGSEGV) with -T and with names here, so names are checked with ping
+    // (NET_RAW is in Docker's default capabilities) and HTTP goes to the address under `timeout`.
+    let web_ip = inspect(&b, "web", "{{.NetworkSettings.Networks.front.IPAddress}}");
+    assert!(web_ip.starts_with("10.215.1."), "{web_ip}");
+    let by_name = exec_until(&b, "api", &["ping", "-c1", "-W1", "web"], "1 packets received");
+    assert!(by_name.contains(&format!("PING web ({web_ip})")) && by_name.contains("1 packets received"), "{by_name}");
+    let by_alias = exec_until(&b, "api", &["ping", "-c1", "-W1", "www"], "1 packets received");
+    assert!(by_alias.contains(&format!("({web_ip})")) && by_alias.contains("1 packets received"), "{by_alias}");
+    let page =
+        exec_until(&b, "api", &["timeout", "3", "wget", "-q", "-O", "-", &format!("http://{web_ip}/")], "hello-web");
+    assert!(page.contains("hello-web"), "{page}");
+    let not_named = b.docker(&["exec", "other", "nslookup", "web"]);
+    assert!(!stdout(&not_named).contains(&web_ip), "another network does not see the name: {}", stdout(&not_named));
+    let url = format!("http://{web_ip}/");
+    let isolated = b.docker(&["exec", "other", "timeout", "3", "wget", "-q", "-O", "-", &url]);
+    assert!(!isolated.status.success() && !stdout(&isolated).contains("hello-web"), "networks are isolated");
+
+    // resolv.conf names the network's gateway (netd's DNS server); inspect shows the endpoint.
+    let resolv = b.docker_ok(&["exec", "web", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("nameserver 10.215.1.1"), "{resolv}");
+    assert_eq!(inspect(&b, "web", "{{.NetworkSettings.Networks.front.Gateway}}"), "10.215.1.1");
+    assert!(inspect(&b, "web", "{{json .NetworkSettings.Networks.front.Aliases}}").contains("www"));
+    let members = b.docker_ok(&["network", "inspect", "front", "--format", "{{range .Containers}}{{.Name}} {{end}}"]);
+    assert!(members.contains("web") && members.contains("api"), "{members}");
+
+    // A network with endpoints is not removed (409); connect and disconnect a running container.
+    let busy = b.docker(&["network", "rm", "front"]);
+    assert!(!busy.status.success());
+    assert!(stderr(&busy).contains("active endpoints"), "{}", stderr(&busy));
+    b.docker_ok(&["network", "connect", "--alias", "backdoor", "back", "api"]);
+    let cross = exec_until(&b, "api", &["ping", "-c1", "-W1", "other"], "1 packets received");
+    assert!(cross.contains("1 packets received"), "api reaches back after connect: {cross}");
+    assert!(b.docker_ok(&["exec", "api", "ip", "addr"]).contains("10.215.2."), "eth1 on back");
+    b.docker_ok(&["network", "disconnect", "back", "api"]);
+    assert!(!b.docker_ok(&["exec", "api", "ip", "addr"]).contains("10.215.2."), "eth1 gone");
+
+    // Stop removes the host side of the veth; rm leaves no namespace file.
+    let veths: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    let web_id = inspect(&b, "web", "{{.Id}}");
+    let endpoint = inspect(&b, "web", "{{.NetworkSettings.Networks.front.EndpointID}}");
+    let veth = format!("veth{}", &endpoint[..10]);
+    assert!(veths.contains(&veth), "{veth} in {veths:?}");
+    b.docker_ok(&["stop", "-t", "1", "web"]);
+    assert!(!link_exists(&veth), "{veth} removed at stop");
+    let netns = b.run_dir().join("netns").join(&web_id);
+    assert!(!netns.exists(), "namespace file removed at stop");
+    b.docker_ok(&["rm", "-f", "web", "api", "other"]);
+    let left: Vec<String> = std::fs::read_dir(b.run_dir().join("netns"))
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "namespaces left: {left:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    assert!(!mounts.contains(&b.run_dir().join("netns").to_string_lossy().into_owned()), "no netns mount left");
+
+    b.docker_ok(&["network", "rm", "front", "back"]);
+    let ls = b.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!ls.lines().any(|l| l == "front" || l == "back"), "{ls}");
+    assert!(!b.docker(&["network", "rm", "none"]).status.success(), "predefined networks stay");
+}
+
+#[test]
+fn published_port_answers_on_loopback_and_shows_in_ps() {
+    let b = berth_with_image();
+    b.docker_ok(&["network", "create", "--subnet", "10.215.5.0/24", "pub"]);
+    run_httpd(&b, "site", "pub", &["-p", "127.0.0.1::80"], "hello-published");
+    let port = b.docker_ok(&["port", "site", "80/tcp"]);
+    let host_port = port.trim().rsplit(':').next().unwrap_or_default().to_string();
+    assert!(port.trim().starts_with("127.0.0.1:") && host_port.parse::<u16>().is_ok(), "{port}");
+    let ps = b.docker_ok(&["ps", "--format", "{{.Names}} {{.Ports}}"]);
+    assert!(ps.contains(&format!("site 127.0.0.1:{host_port}->80/tcp")), "{ps}");
+
+    // From the host, through netd's DNAT on 127.0.0.1 (bounded: httpd needs a moment).
+    let url = format!("http://127.0.0.1:{host_port}/");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut body = String::new();
+    while !body.contains("hello-published") && Instant::now() < deadline {
+        let out = std::process::Command::new("curl").args(["-s", "-m", "2", &url]).output();
+        body = out.map(|o| stdout(&o)).unwrap_or_default();
+        if !body.contains("hello-published") {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    assert!(body.contains("hello-published"), "{url} answered {body:?}");
+
+    // Stopped: the port is unpublished (nothing answers), the veth gone.
+    b.docker_ok(&["stop", "-t", "1", "site"]);
+    let after = std::process::Command::new("curl").args(["-s", "-m", "2", &url]).output();
+    assert!(!after.map(|o| stdout(&o)).unwrap_or_default().contains("hello-published"), "unpublished at stop");
+    assert!(b.docker_ok(&["ps", "-a", "--format", "{{.Ports}}"]).trim().is_empty());
+    b.docker_ok(&["rm", "site"]);
+    b.docker_ok(&["network", "rm", "pub"]);
+}
+
+#[test]
+fn a_failed_connect_leaves_the_container_created_and_nothing_behind() {
+    let b = berth_with_image();
+    b.docker_ok(&["network", "create", "--subnet", "10.215.6.0/24", "tight"]);
+    // An address outside the subnet: netd refuses, the container stays created with the error.
+    let out = b.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "bad",
+        "--network",
+        "tight",
+        "--ip",
+        "10.215.99.5",
+        "e2e/bb:1",
+        "sleep",
+        "30",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("10.215.99.5"), "{}", stderr(&out));
+    assert_eq!(inspect(&b, "bad", "{{.State.Status}}"), "created");
+    let id = inspect(&b, "bad", "{{.Id}}");
+    assert!(!b.run_dir().join("netns").join(&id).exists(), "no namespace left");
+    let members = b.docker_ok(&["network", "inspect", "tight", "--format", "{{len .Containers}}"]);
+    assert_eq!(members.trim(), "0");
+    // A network that does not exist is named.
+    let missing = b.docker(&["run", "-d", "--name", "lost", "--network", "nowhere", "e2e/bb:1", "sleep", "30"]);
+    assert!(!missing.status.success());
+    assert!(stderr(&missing).contains("nowhere"), "{}", stderr(&missing));
+    b.docker_ok(&["rm", "-f", "bad", "lost"]);
+    b.docker_ok(&["network", "rm", "tight"]);
+}
