@@ -139,3 +139,46 @@ pub async fn top(state: AppState, key: &str, params: &HashMap<String, String>) -
     let pids = cgroup.procs().map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(Json(top::top(pids)).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::cgroups::stats::CpuUsage;
+
+    fn reading(total: u64, read: &str, networks: Value) -> Reading {
+        let mut sample = Sample::default();
+        sample.cpu_stats.cpu_usage = CpuUsage { total_usage: total, ..Default::default() };
+        sample.cpu_stats.system_cpu_usage = total * 10;
+        Reading { read: read.to_owned(), sample, networks }
+    }
+
+    #[test]
+    fn the_body_has_dockers_fields_and_the_previous_sample() {
+        let record = ContainerRecord { id: "abc".into(), name: "web".into(), ..Default::default() };
+        let before = reading(100, "2026-11-22T10:00:00Z", Value::Null);
+        let now = reading(300, "2026-11-22T10:00:01Z", json!({"eth0": {"rx_bytes": 5}}));
+        let v = body(&record, Some(&now), Some(&before));
+        assert_eq!(v["name"], "/web");
+        assert_eq!(v["id"], "abc");
+        assert_eq!(v["read"], "2026-11-22T10:00:01Z");
+        assert_eq!(v["preread"], "2026-11-22T10:00:00Z");
+        assert_eq!(v["cpu_stats"]["cpu_usage"]["total_usage"], 300);
+        assert_eq!(v["precpu_stats"]["cpu_usage"]["total_usage"], 100);
+        assert_eq!(v["precpu_stats"]["system_cpu_usage"], 1000);
+        assert_eq!(v["networks"]["eth0"]["rx_bytes"], 5);
+        assert_eq!(v["num_procs"], 0);
+    }
+
+    #[test]
+    fn a_container_that_does_not_run_gets_zeros() {
+        let record = ContainerRecord { id: "abc".into(), name: "web".into(), ..Default::default() };
+        let v = body(&record, None, None);
+        assert_eq!(v["read"], ZERO_TIME);
+        assert_eq!(v["preread"], ZERO_TIME);
+        assert_eq!(v["cpu_stats"]["cpu_usage"]["total_usage"], 0);
+        assert!(v.get("networks").is_none(), "{v}");
+        // No networks (network mode none or host): the key is left out, as Docker does.
+        let v = body(&record, Some(&reading(1, "t", json!({}))), None);
+        assert!(v.get("networks").is_none(), "{v}");
+    }
+}
