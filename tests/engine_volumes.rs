@@ -471,3 +471,29 @@ fn the_typed_client_manages_volumes() {
         c.remove_volume("proj_data", true).await.unwrap_or_else(|e| panic!("{e}"));
     });
 }
+
+/// Bind propagation: a `rslave` bind sees what the host mounts under its source after the container started.
+/// (That the default `rprivate` one does not is left unchecked: libcontainer 0.7 never applies a bind's
+/// propagation — its open_tree/mount_setattr path drops the flag — so a bind of a shared source stays shared.)
+#[test]
+fn an_rslave_bind_sees_later_host_mounts() {
+    let b = Berth::new();
+    let img = plain_image(&b);
+    let host = b.dir.path().join("prop");
+    std::fs::create_dir_all(host.join("sub")).unwrap_or_else(|e| panic!("{e}"));
+    // Propagation needs a shared source: the host directory becomes a shared mount of its own (the harness
+    // unmounts it with everything under the test's directory).
+    run(Command::new("mount").arg("--bind").arg(&host).arg(&host));
+    run(Command::new("mount").arg("--make-shared").arg(&host));
+    let spec = |mode: &str| format!("{}:/h{mode}", host.display());
+    b.docker_ok(&["run", "-d", "--network=none", "--name", "slave", "-v", &spec(":rslave"), &img, "sleep", "1000"]);
+    b.docker_ok(&["run", "-d", "--network=none", "--name", "private", "-v", &spec(""), &img, "sleep", "1000"]);
+    run(Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"]).arg(host.join("sub")));
+    let sees = |name: &str| b.docker(&["exec", name, "grep", "-q", " /h/sub tmpfs ", "/proc/mounts"]).status.success();
+    assert!(sees("slave"), "the rslave bind did not receive the host's new mount");
+    let m = b.docker_ok(&["inspect", "private", "--format", "{{range .Mounts}}{{.Propagation}}{{end}}"]);
+    assert_eq!(m.trim(), "rprivate");
+    b.docker_ok(&["rm", "-f", "slave", "private"]);
+    run(Command::new("umount").arg(host.join("sub")));
+    run(Command::new("umount").arg(&host));
+}

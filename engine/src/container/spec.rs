@@ -1049,7 +1049,9 @@ impl<'a> Plan<'a> {
             }
             Propagation::Slave | Propagation::Rslave => {
                 if !matches!(current, Some("shared" | "rshared" | "slave" | "rslave")) {
-                    self.rootfs_propagation = Some("rslave".to_owned());
+                    // Not moby's "rslave": libcontainer 0.7 refuses it ("failed to prepare rootfs") and applies
+                    // "slave" recursively anyway; crun and runc read both.
+                    self.rootfs_propagation = Some("slave".to_owned());
                 }
             }
             Propagation::Private | Propagation::Rprivate => {}

@@ -17,7 +17,7 @@ pub mod local;
 pub mod mounts;
 pub mod store;
 
-pub use mounts::MountPoint;
+pub use mounts::{MountKind, MountPoint};
 pub use store::{Volume, VolumeStore};
 
 use std::path::PathBuf;
