@@ -157,7 +157,11 @@ pub async fn list(State(state): State<AppState>, Query(params): Params) -> ApiRe
         .containers
         .list()
         .iter()
-        .filter(|r| all || filters.contains_key("status") || matches!(r.state.status, Status::Running | Status::Paused))
+        // A restarting container is listed as running, as Docker lists it.
+        .filter(|r| {
+            all || filters.contains_key("status")
+                || matches!(r.state.status, Status::Running | Status::Paused | Status::Restarting)
+        })
         .filter(|r| matches(r, &filters))
         .map(|r| {
             let mut body = summary(r);
@@ -182,7 +186,7 @@ pub fn inspect_json(r: &ContainerRecord) -> Value {
         "Args": args,
         "State": {
             "Status": s.status.as_str(),
-            "Running": matches!(s.status, Status::Running | Status::Paused),
+            "Running": matches!(s.status, Status::Running | Status::Paused | Status::Restarting),
             "Paused": s.status == Status::Paused,
             "Restarting": s.status == Status::Restarting,
             "OOMKilled": s.oom_killed,
