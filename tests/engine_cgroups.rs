@@ -123,6 +123,13 @@ fn pause_stops_the_processes_and_unpause_resumes_them() {
     assert!(!not.status.success());
     assert!(stderr(&not).contains("is not paused"), "{}", stderr(&not));
 
+    // Another signal than KILL or the stop signal leaves it paused (pending until the unpause), as in Docker.
+    b.docker_ok(&["pause", "p1"]);
+    b.docker_ok(&["kill", "-s", "USR1", "p1"]);
+    assert_eq!(b.docker_ok(&["inspect", "p1", "--format", "{{.State.Status}}"]).trim(), "paused");
+    assert_eq!(freezer_state(&b, &id), frozen_text());
+    b.docker_ok(&["unpause", "p1"]);
+
     // Stopping a paused container works: the signal is sent, then the container thawed so it gets it.
     b.docker_ok(&["pause", "p1"]);
     let started = Instant::now();

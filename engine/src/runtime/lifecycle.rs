@@ -446,7 +446,7 @@ impl Runtime {
             Some(_) => {
                 super::restart::note_kill(self, &record, sig);
                 self.events.container(&record, "kill", &[("signal", super::restart::signal_number(sig))]);
-                if record.state.status == Status::Paused {
+                if record.state.status == Status::Paused && super::cgroups::pause::signal_thaws(&record, sig) {
                     self.thaw_after_signal(&record.id).await;
                 }
                 Ok(())

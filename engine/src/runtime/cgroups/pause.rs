@@ -7,7 +7,15 @@
 
 use super::freezer;
 use crate::runtime::lifecycle::{RunError, Runtime};
-use crate::runtime::record::Status;
+use crate::runtime::record::{ContainerRecord, Status};
+use crate::runtime::restart::signal_number;
+
+/// Whether a signal sent to a paused container thaws it: SIGKILL and the container's stop signal, as Docker
+/// does (another signal stays pending until the unpause).
+pub(crate) fn signal_thaws(record: &ContainerRecord, signal: &str) -> bool {
+    let sent = signal_number(signal);
+    sent == "9" || sent == signal_number(record.config.stop_signal.as_deref().unwrap_or("TERM"))
+}
 
 impl Runtime {
     /// Freeze every process of a running container.
@@ -40,8 +48,8 @@ impl Runtime {
         self.thaw(&record.id).await
     }
 
-    /// After a signal was sent to a paused container: thaw it, so the signal is delivered (a frozen task does
-    /// not even die of SIGKILL on v1). Docker and containerd do the same.
+    /// After SIGKILL or the stop signal was sent to a paused container: thaw it, so the signal is delivered (a
+    /// frozen task does not even die of SIGKILL on v1). Docker does the same.
     pub(crate) async fn thaw_after_signal(&self, id: &str) {
         if let Err(e) = self.thaw(id).await {
             tracing::warn!(id, error = %e, "cannot thaw the paused container after a signal");
@@ -80,5 +88,23 @@ impl Runtime {
             _ => {}
         })?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kill_and_the_stop_signal_thaw_others_do_not() {
+        let mut r = ContainerRecord::default();
+        for s in ["KILL", "SIGKILL", "9", "TERM", "15", "SIGTERM"] {
+            assert!(signal_thaws(&r, s), "{s}");
+        }
+        for s in ["USR1", "HUP", "10"] {
+            assert!(!signal_thaws(&r, s), "{s}");
+        }
+        r.config.stop_signal = Some("SIGQUIT".into());
+        assert!(signal_thaws(&r, "QUIT") && signal_thaws(&r, "KILL") && !signal_thaws(&r, "TERM"));
     }
 }
