@@ -91,6 +91,13 @@ fn exec_runs_commands_with_the_containers_settings() {
     let ids = b.docker_ok(&["inspect", "ex", "--format", "{{len .ExecIDs}}"]);
     assert!(ids.trim().parse::<usize>().unwrap_or(0) >= 10, "{ids}");
 
+    // A paused container: a conflict too.
+    b.docker_ok(&["pause", "ex"]);
+    let paused = b.docker(&["exec", "ex", "true"]);
+    assert!(stderr(&paused).contains("is paused"), "{}", stderr(&paused));
+    b.docker_ok(&["unpause", "ex"]);
+    b.docker_ok(&["exec", "ex", "true"]);
+
     // A stopped container: Docker's conflict, and the CLI fails.
     b.docker_ok(&["stop", "-t", "1", "ex"]);
     let stopped = b.docker(&["exec", "ex", "ls"]);
@@ -182,6 +189,33 @@ fn tty_exec_relays_input_output_and_resize() {
         let inspect = client.inspect_exec(&exec.id).await.unwrap_or_else(|e| panic!("inspect: {e}"));
         assert_eq!((inspect.running, inspect.exit_code), (false, Some(0)));
         assert!(inspect.process_config.tty);
+
+        // The detach keys (here ctrl-x,q) end the client's stream; the process runs on.
+        let options = CreateExecOptions {
+            attach_stdin: true,
+            attach_stdout: true,
+            tty: true,
+            detach_keys: "ctrl-x,q".into(),
+            cmd: vec!["sleep".into(), "30".into()],
+            ..Default::default()
+        };
+        let exec = client.create_exec("tty", &options).await.unwrap_or_else(|e| panic!("create: {e}"));
+        let stream = client
+            .start_exec(&exec.id, &StartExecOptions { tty: true, ..Default::default() })
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}"))
+            .unwrap_or_else(|| panic!("attached start gave no stream"));
+        let mut io = stream.io;
+        io.write_all(&[0x18, b'q']).await.unwrap_or_else(|e| panic!("write: {e}"));
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), io.read_to_end(&mut rest))
+            .await
+            .unwrap_or_else(|_| panic!("detaching did not end the stream"))
+            .unwrap_or_else(|e| panic!("read: {e}"));
+        let inspect = client.inspect_exec(&exec.id).await.unwrap_or_else(|e| panic!("inspect: {e}"));
+        assert!(inspect.running && inspect.exit_code.is_none(), "{inspect:?}");
+        let bad = CreateExecOptions { detach_keys: "ctrl-1".into(), ..options };
+        assert_eq!(client.create_exec("tty", &bad).await.err().and_then(|e| e.status()), Some(400));
     });
     b.docker_ok(&["rm", "-f", "tty"]);
 }

@@ -53,6 +53,7 @@ pub async fn create(State(state): State<AppState>, Path(id): Path<String>, body:
     if config.cmd.is_empty() || config.cmd[0].is_empty() {
         return Err(ApiError::bad_request("no exec command specified"));
     }
+    detach_keys(&config.detach_keys).map_err(ApiError::bad_request)?;
     let command = config.cmd.join(" ");
     let exec_id = state.execs.create(&record.id, config)?;
     state.events.container(&record, &format!("exec_create: {command}"), &[("execID", exec_id.clone())]);
@@ -118,14 +119,16 @@ pub async fn start(State(state): State<AppState>, Path(id): Path<String>, mut re
         let (reader, mut writer) = tokio::io::split(TokioIo::new(upgraded));
         let outcome = match exec::start(&s.runtime, &record, &config).await {
             Ok(started) => relay(&s, &id, started, console_size, reader, &mut writer).await,
-            Err(e) => Outcome { exit_code: 126, error: Some(e.to_string()) },
+            Err(e) => Some(Outcome { exit_code: 126, error: Some(e.to_string()) }),
         };
-        if let Some(message) = &outcome.error {
-            // Docker writes the runtime's error to the client's stdout.
-            let _ = writer.write_all(&frame(1, format!("{message}\r\n").as_bytes(), tty)).await;
+        if let Some(outcome) = outcome {
+            if let Some(message) = &outcome.error {
+                // Docker writes the runtime's error to the client's stdout.
+                let _ = writer.write_all(&frame(1, format!("{message}\r\n").as_bytes(), tty)).await;
+            }
+            // The exit code is recorded before the stream ends: the docker CLI inspects the exec right then.
+            finish(&s, &id, outcome);
         }
-        // The exit code is recorded before the stream ends: the docker CLI inspects the exec right then.
-        finish(&s, &id, outcome);
         let _ = writer.flush().await;
         let _ = writer.shutdown().await;
     });
@@ -183,12 +186,13 @@ async fn relay<R, W>(
     console_size: Option<[u16; 2]>,
     reader: R,
     writer: &mut W,
-) -> Outcome
+) -> Option<Outcome>
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin,
 {
     note_pid(state, id, &started);
+    let (detach_tx, mut detach_rx) = tokio::sync::oneshot::channel::<()>();
     let (tx, mut rx) = mpsc::channel::<Bytes>(64);
     let mut tasks = Vec::new();
     let mut stdin_task = None;
@@ -214,8 +218,15 @@ where
             match pty_file(&master) {
                 Ok((out, input)) => {
                     tasks.push(tokio::spawn(pump(out, 1, true, tx.clone())));
-                    if state.execs.get(id).is_ok_and(|e| e.config.attach_stdin) {
-                        stdin_task = Some(tokio::spawn(copy_stdin(reader, input)));
+                    if let Ok(e) = state.execs.get(id)
+                        && e.config.attach_stdin
+                    {
+                        let keys = detach_keys(&e.config.detach_keys).unwrap_or_else(|_| DEFAULT_DETACH_KEYS.to_vec());
+                        stdin_task = Some(tokio::spawn(async move {
+                            if copy_tty_input(reader, input, &keys).await {
+                                let _ = detach_tx.send(());
+                            }
+                        }));
                     }
                 }
                 Err(e) => tracing::warn!(exec = id, error = %e, "cannot relay the exec's pty"),
@@ -224,6 +235,7 @@ where
     }
     drop(tx);
     let mut exited = false;
+    let mut detached = false;
     let mut deadline = None;
     let helper = &mut started.helper;
     loop {
@@ -236,6 +248,10 @@ where
                 exited = true;
                 deadline = Some(tokio::time::Instant::now() + DRAIN_AFTER_EXIT);
             }
+            Ok(()) = &mut detach_rx, if !exited => {
+                detached = true;
+                break;
+            }
             () = sleep_until(deadline) => break,
         }
     }
@@ -245,11 +261,88 @@ where
     if let Some(t) = stdin_task {
         t.abort();
     }
+    if detached {
+        // The detach keys: the client goes, the process runs on and its exit is recorded when it comes.
+        let s = state.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            let outcome = started.wait().await;
+            finish(&s, &id, outcome);
+        });
+        return None;
+    }
     if !exited {
         // The client went away: the process runs on, as with Docker; wait for it to record its exit.
         let _ = started.helper.wait().await;
     }
-    started.wait().await
+    Some(started.wait().await)
+}
+
+/// Docker's default detach keys: ctrl-p, ctrl-q.
+const DEFAULT_DETACH_KEYS: [u8; 2] = [16, 17];
+
+/// Docker's detach key syntax (`ctrl-p,ctrl-q`, `a,ctrl-@`; moby `term.ToBytes`); the default when empty.
+pub fn detach_keys(spec: &str) -> Result<Vec<u8>, String> {
+    if spec.is_empty() {
+        return Ok(DEFAULT_DETACH_KEYS.to_vec());
+    }
+    spec.split(',')
+        .map(|key| {
+            let key = key.trim();
+            match key.strip_prefix("ctrl-") {
+                Some(c) if c.len() == 1 => match c.as_bytes()[0] {
+                    b @ b'a'..=b'z' => Ok(b - b'a' + 1),
+                    b'@' => Ok(0),
+                    b @ b'['..=b'_' => Ok(b - b'[' + 27),
+                    _ => Err(format!("invalid detach keys ({spec}): unknown character {key:?}")),
+                },
+                _ if key.len() == 1 => Ok(key.as_bytes()[0]),
+                _ => Err(format!("invalid detach keys ({spec}): unknown character {key:?}")),
+            }
+        })
+        .collect()
+}
+
+/// The client's bytes to the pty until the detach sequence (moby `copyEscapable`: bytes of a partial match are
+/// passed on when the match breaks); whether the client detached.
+async fn copy_tty_input(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin, keys: &[u8]) -> bool {
+    let mut matched = 0usize;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        let mut out = Vec::with_capacity(n);
+        let mut detach = false;
+        for &b in &buf[..n] {
+            if keys.get(matched) == Some(&b) {
+                matched += 1;
+                if matched == keys.len() {
+                    detach = true;
+                    break;
+                }
+                continue;
+            }
+            out.extend_from_slice(&keys[..matched]);
+            matched = 0;
+            if keys.first() == Some(&b) {
+                matched = 1;
+                if keys.len() == 1 {
+                    detach = true;
+                    break;
+                }
+                continue;
+            }
+            out.push(b);
+        }
+        if to.write_all(&out).await.is_err() || to.flush().await.is_err() {
+            return false;
+        }
+        if detach {
+            return true;
+        }
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -351,6 +444,25 @@ pub async fn inspect(State(state): State<AppState>, Path(id): Path<String>) -> A
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detach_keys_parse_as_docker_does() {
+        assert_eq!(detach_keys(""), Ok(vec![16, 17]));
+        assert_eq!(detach_keys("ctrl-a,x,ctrl-@,ctrl-_"), Ok(vec![1, b'x', 0, 31]));
+        assert!(detach_keys("ctrl-1").is_err());
+        assert!(detach_keys("xy").is_err());
+    }
+
+    #[tokio::test]
+    async fn the_detach_sequence_ends_tty_input() {
+        let keys = [16, 17];
+        let mut out = Vec::new();
+        assert!(copy_tty_input(&b"ab\x10c\x10\x10\x11ignored"[..], &mut out, &keys).await);
+        assert_eq!(out, b"ab\x10c\x10");
+        let mut out = Vec::new();
+        assert!(!copy_tty_input(&b"plain\x10"[..], &mut out, &keys).await);
+        assert_eq!(out, b"plain");
+    }
 
     #[test]
     fn frames_are_stdcopy_unless_tty() {
