@@ -592,3 +592,38 @@ services:
     assert_eq!(names(&b, "sick"), ["sick-db-1"]);
     compose_ok(&b, &sick, &["down", "-t", "0"]);
 }
+
+#[test]
+fn services_on_the_default_network_reach_each_other_by_name_and_down_removes_the_network() {
+    let b = berth();
+    let file = compose_file(
+        &b,
+        "net",
+        r#"
+name: net
+services:
+  web:
+    image: IMAGE
+    command: ["httpd", "-f", "-p", "80", "-h", "/etc"]
+    stop_signal: SIGKILL
+  client:
+    image: IMAGE
+    command: ["sh", "-c", "until wget -q -O /dev/null http://web/hostname; do sleep 0.2; done; echo reached web; sleep 1000"]
+    stop_signal: SIGKILL
+    depends_on: [web]
+"#,
+    );
+    let out = compose_ok(&b, &file, &["up", "-d"]);
+    assert!(out.contains(" Network net_default  Created"), "{out}");
+    let networks = b.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(networks.lines().any(|n| n == "net_default"), "{networks}");
+    let logs = wait_for_log(&b, "net-client-1", "reached web");
+    assert!(logs.contains("reached web"), "the client reaches web by its service name: {logs}");
+    let second = compose_ok(&b, &file, &["up", "-d"]);
+    assert!(second.contains("nothing to do"), "{second}");
+    let out = compose_ok(&b, &file, &["down"]);
+    assert!(out.contains(" Network net_default  Removed"), "{out}");
+    let networks = b.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!networks.lines().any(|n| n == "net_default"), "{networks}");
+    assert!(names(&b, "net").is_empty());
+}

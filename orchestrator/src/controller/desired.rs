@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use berth_engine::client::containers::CreateBody;
+use berth_engine::client::networks::{CreateNetworkOptions, Ipam, IpamConfig};
 
 use super::labels;
 use super::spec::{self, Identity};
@@ -46,6 +47,16 @@ pub struct DesiredVolume {
     pub labels: BTreeMap<String, String>,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredNetwork {
+    pub key: String,
+    /// The engine name (`<project>_<key>` or `name:`).
+    pub name: String,
+    pub external: bool,
+    /// The create request (name, driver, IPAM, labels).
+    pub create: CreateNetworkOptions,
+}
+
 /// What the project asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
@@ -53,6 +64,7 @@ pub struct Desired {
     /// In the project's order.
     pub services: Vec<DesiredService>,
     pub volumes: Vec<DesiredVolume>,
+    pub networks: Vec<DesiredNetwork>,
 }
 
 impl Desired {
@@ -110,7 +122,45 @@ pub fn desired(project: &Project, scale: &BTreeMap<String, u32>) -> Result<Desir
             }
         })
         .collect();
-    Ok(Desired { project: name, services, volumes })
+    let networks = project
+        .networks
+        .iter()
+        .map(|(key, n)| {
+            let mut labels: BTreeMap<String, String> = n.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            labels.insert(labels::PROJECT.into(), name.clone());
+            labels.insert(labels::NETWORK.into(), key.clone());
+            labels.insert(labels::VERSION.into(), labels::COMPOSE_VERSION.into());
+            let engine_name = names::scoped_name(&name, key, n.name.as_deref());
+            let ipam = Ipam {
+                config: n
+                    .ipam
+                    .iter()
+                    .flat_map(|i| i.config.iter())
+                    .map(|pool| IpamConfig {
+                        subnet: pool.subnet.clone().unwrap_or_default(),
+                        ip_range: pool.ip_range.clone().unwrap_or_default(),
+                        gateway: pool.gateway.clone().unwrap_or_default(),
+                        auxiliary_addresses: pool.aux_addresses.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    })
+                    .collect(),
+            };
+            DesiredNetwork {
+                key: key.clone(),
+                name: engine_name.clone(),
+                external: n.external,
+                create: CreateNetworkOptions {
+                    name: engine_name,
+                    driver: n.driver.clone().unwrap_or_default(),
+                    internal: n.internal,
+                    attachable: n.attachable,
+                    ipam,
+                    options: n.driver_opts.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    labels,
+                },
+            }
+        })
+        .collect();
+    Ok(Desired { project: name, services, volumes, networks })
 }
 
 /// `scale`, else `deploy.replicas`, else 1.
@@ -188,7 +238,9 @@ mod tests {
             "web": {"image": "bb", "scale": 2, "depends_on": {"db": {"condition": "service_healthy", "restart": true}}},
             "db": {"image": "bb", "deploy": {"replicas": 3}},
             "one": {"image": "bb", "container_name": "solo"}
-        }, "volumes": {"data": {"name": "p_data", "labels": {"a": "b"}}}}));
+        }, "volumes": {"data": {"name": "p_data", "labels": {"a": "b"}}},
+           "networks": {"back": {"name": "p_back", "internal": true,
+                                 "ipam": {"config": [{"subnet": "10.99.0.0/24"}]}}}}));
         let d = desired(&p, &BTreeMap::from([("one".to_string(), 1)])).unwrap_or_else(|e| panic!("{e}"));
         let web = d.service("web").unwrap_or_else(|| panic!("web"));
         assert_eq!(web.replicas, 2);
@@ -199,6 +251,10 @@ mod tests {
         assert_eq!(d.volumes[0].name, "p_data");
         assert_eq!(d.volumes[0].labels.get(labels::PROJECT).map(String::as_str), Some("p"));
         assert_eq!(d.volumes[0].labels.get("a").map(String::as_str), Some("b"));
+        let back = &d.networks[0];
+        assert_eq!((back.name.as_str(), back.create.name.as_str(), back.create.internal), ("p_back", "p_back", true));
+        assert_eq!(back.create.labels.get(labels::NETWORK).map(String::as_str), Some("back"));
+        assert_eq!(back.create.ipam.config[0].subnet, "10.99.0.0/24");
 
         let scaled = desired(&p, &BTreeMap::from([("web".to_string(), 5)])).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(scaled.service("web").map(|s| s.replicas), Some(5));

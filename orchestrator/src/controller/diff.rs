@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::desired::{Desired, DesiredService, DesiredVolume};
+use super::desired::{Desired, DesiredNetwork, DesiredService, DesiredVolume};
 use super::names;
 use super::observe::{Observed, ObservedContainer};
 
@@ -79,6 +79,7 @@ pub struct Changes {
     /// Whether the orphans are to be removed (`--remove-orphans`) or only reported.
     pub remove_orphans: bool,
     pub create_volumes: Vec<DesiredVolume>,
+    pub create_networks: Vec<DesiredNetwork>,
 }
 
 impl Changes {
@@ -87,6 +88,7 @@ impl Changes {
         self.services.iter().all(ServiceChanges::is_noop)
             && (self.orphans.is_empty() || !self.remove_orphans)
             && self.create_volumes.is_empty()
+            && self.create_networks.is_empty()
     }
 
     pub fn service(&self, name: &str) -> Option<&ServiceChanges> {
@@ -120,7 +122,10 @@ pub fn diff(desired: &Desired, observed: &Observed, opts: &DiffOptions) -> Chang
     let existing: BTreeSet<&str> = observed.volumes.iter().map(|v| v.name.as_str()).collect();
     let create_volumes =
         desired.volumes.iter().filter(|v| !v.external && !existing.contains(v.name.as_str())).cloned().collect();
-    Changes { services, orphans, remove_orphans: opts.remove_orphans, create_volumes }
+    let networks: BTreeSet<&str> = observed.networks.iter().map(String::as_str).collect();
+    let create_networks =
+        desired.networks.iter().filter(|n| !n.external && !networks.contains(n.name.as_str())).cloned().collect();
+    Changes { services, orphans, remove_orphans: opts.remove_orphans, create_volumes, create_networks }
 }
 
 fn service_actions(
@@ -232,11 +237,11 @@ mod tests {
     }
 
     fn desired(services: Vec<DesiredService>) -> Desired {
-        Desired { project: "p".into(), services, volumes: Vec::new() }
+        Desired { project: "p".into(), services, volumes: Vec::new(), networks: Vec::new() }
     }
 
     fn observed(containers: Vec<ObservedContainer>) -> Observed {
-        Observed { containers, volumes: Vec::new() }
+        Observed { containers, volumes: Vec::new(), networks: Vec::new() }
     }
 
     fn opts() -> DiffOptions {
@@ -374,7 +379,7 @@ mod tests {
     }
 
     #[test]
-    fn missing_volumes_are_created_external_ones_never() {
+    fn missing_volumes_and_networks_are_created_external_ones_never() {
         let vol = |name: &str, external| DesiredVolume {
             key: name.into(),
             name: format!("p_{name}"),
@@ -387,7 +392,17 @@ mod tests {
         d.volumes = vec![vol("data", false), vol("cache", false), vol("ext", true)];
         let mut o = observed(vec![]);
         o.volumes.push(ObservedVolume { name: "p_cache".into(), key: "cache".into() });
+        let net = |key: &str, external| DesiredNetwork {
+            key: key.into(),
+            name: format!("p_{key}"),
+            external,
+            create: Default::default(),
+        };
+        d.networks = vec![net("default", false), net("back", false), net("outside", true)];
+        o.networks.push("p_back".into());
         let c = diff(&d, &o, &opts());
         assert_eq!(c.create_volumes.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["p_data"]);
+        assert_eq!(c.create_networks.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), ["p_default"]);
+        assert!(!c.is_noop());
     }
 }

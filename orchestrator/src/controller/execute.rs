@@ -169,6 +169,32 @@ async fn run_step(
             (ctx.reporter)(&Event::volume(&v.name, "Created"));
             Ok(Vec::new())
         }
+        Step::CreateNetwork(n) => {
+            let _permit = ctx.limit.acquire().await;
+            (ctx.reporter)(&Event::network(&n.name, "Creating"));
+            match ctx.client.create_network(&n.create).await {
+                Ok(_) => {}
+                // Made meanwhile (or outside berth under this name): use it, as Docker Compose does.
+                Err(e) if e.status() == Some(409) => {}
+                Err(e) => {
+                    return Err(ControllerError::Engine { action: format!("create network {}", n.name), source: e });
+                }
+            }
+            (ctx.reporter)(&Event::network(&n.name, "Created"));
+            Ok(Vec::new())
+        }
+        Step::RemoveNetwork(name) => {
+            let _permit = ctx.limit.acquire().await;
+            (ctx.reporter)(&Event::network(name, "Removing"));
+            match ctx.client.remove_network(name).await {
+                Ok(()) => (ctx.reporter)(&Event::network(name, "Removed")),
+                Err(e) if e.status() == Some(404) => (ctx.reporter)(&Event::network(name, "Removed")),
+                // Containers berth was told to leave (orphans) still use it: say so, as Docker Compose does.
+                Err(e) if e.status() == Some(409) => (ctx.reporter)(&Event::network(name, "Resource is still in use")),
+                Err(e) => return Err(ControllerError::Engine { action: format!("remove network {name}"), source: e }),
+            }
+            Ok(Vec::new())
+        }
         Step::RemoveVolume(name) => {
             let _permit = ctx.limit.acquire().await;
             (ctx.reporter)(&Event::volume(name, "Removing"));

@@ -84,6 +84,8 @@ pub struct Observed {
     /// Sorted by service, then container number.
     pub containers: Vec<ObservedContainer>,
     pub volumes: Vec<ObservedVolume>,
+    /// Names of the project's networks (by label).
+    pub networks: Vec<String>,
 }
 
 impl Observed {
@@ -119,10 +121,20 @@ pub async fn volumes(client: &Client, project: &str) -> Result<Vec<ObservedVolum
     Ok(out)
 }
 
-/// Containers and volumes of `project`.
+/// Names of the networks labelled with `project`.
+pub async fn networks(client: &Client, project: &str) -> Result<Vec<String>, ControllerError> {
+    let filters = std::collections::HashMap::from([("label".to_string(), vec![labels::project_filter(project)])]);
+    let list = client.list_networks(&filters).await.map_err(ControllerError::engine("list networks"))?;
+    let mut out: Vec<String> = list.into_iter().map(|n| n.name).collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Containers, volumes and networks of `project`, listed at once.
 pub async fn observe(client: &Client, project: &str) -> Result<Observed, ControllerError> {
-    let (containers, volumes) = tokio::join!(containers(client, project), volumes(client, project));
-    Ok(Observed { containers: containers?, volumes: volumes? })
+    let (containers, volumes, networks) =
+        tokio::join!(containers(client, project), volumes(client, project), networks(client, project));
+    Ok(Observed { containers: containers?, volumes: volumes?, networks: networks? })
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
-use super::desired::{Desired, DesiredVolume};
+use super::desired::{Desired, DesiredNetwork, DesiredVolume};
 use super::diff::{Changes, ServiceChanges};
 use super::observe::ObservedContainer;
 use crate::compose::model::DependencyCondition;
@@ -14,6 +14,7 @@ use crate::compose::model::DependencyCondition;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
     CreateVolume(DesiredVolume),
+    CreateNetwork(DesiredNetwork),
     /// Bring one service's containers to the desired state.
     Converge(ServiceChanges),
     /// Stop and remove containers (one service's, or orphans).
@@ -22,6 +23,7 @@ pub enum Step {
         containers: Vec<ObservedContainer>,
     },
     RemoveVolume(String),
+    RemoveNetwork(String),
 }
 
 impl Step {
@@ -53,8 +55,10 @@ impl Plan {
     /// The plan of `up` for these changes.
     pub fn up(desired: &Desired, changes: &Changes) -> Plan {
         let mut graph = DiGraph::new();
-        let volumes: Vec<NodeIndex> =
+        let mut volumes: Vec<NodeIndex> =
             changes.create_volumes.iter().map(|v| graph.add_node(Step::CreateVolume(v.clone()))).collect();
+        // Networks, like volumes, exist before any container.
+        volumes.extend(changes.create_networks.iter().map(|n| graph.add_node(Step::CreateNetwork(n.clone()))));
         let services: Vec<(String, NodeIndex)> =
             changes.services.iter().map(|s| (s.service.clone(), graph.add_node(Step::Converge(s.clone())))).collect();
         let index = |name: &str| services.iter().find(|(n, _)| n == name).map(|(_, i)| *i);
@@ -76,8 +80,8 @@ impl Plan {
     }
 
     /// The plan of `down`: `containers` per service (orphans under their own service names), dependents first,
-    /// then `volumes`.
-    pub fn down(desired: &Desired, containers: &[ObservedContainer], volumes: &[String]) -> Plan {
+    /// then `volumes` and `networks`.
+    pub fn down(desired: &Desired, containers: &[ObservedContainer], volumes: &[String], networks: &[String]) -> Plan {
         let mut graph = DiGraph::new();
         let mut services: Vec<(String, NodeIndex)> = Vec::new();
         for c in containers {
@@ -104,8 +108,12 @@ impl Plan {
                 }
             }
         }
-        for v in volumes {
-            let node = graph.add_node(Step::RemoveVolume(v.clone()));
+        let last = volumes
+            .iter()
+            .map(|v| Step::RemoveVolume(v.clone()))
+            .chain(networks.iter().map(|n| Step::RemoveNetwork(n.clone())));
+        for step in last {
+            let node = graph.add_node(step);
             for (_, s) in &services {
                 graph.add_edge(*s, node, Edge::After);
             }
@@ -174,6 +182,7 @@ mod tests {
                 svc("db", &[]),
                 svc("migrate", &[("db", DependencyCondition::ServiceStarted)]),
             ],
+            networks: Vec::new(),
             volumes: vec![DesiredVolume {
                 key: "data".into(),
                 name: "p_data".into(),
@@ -190,7 +199,8 @@ mod tests {
             .iter()
             .position(|s| match s {
                 Step::CreateVolume(v) => v.name == what,
-                Step::RemoveVolume(v) => v == what,
+                Step::RemoveVolume(v) | Step::RemoveNetwork(v) => v == what,
+                Step::CreateNetwork(n) => n.name == what,
                 other => other.service() == Some(what),
             })
             .unwrap_or_else(|| panic!("{what} not in plan"))
@@ -211,11 +221,17 @@ mod tests {
             orphans: Vec::new(),
             remove_orphans: false,
             create_volumes: d.volumes.clone(),
+            create_networks: vec![DesiredNetwork {
+                key: "default".into(),
+                name: "p_default".into(),
+                external: false,
+                create: Default::default(),
+            }],
         };
         let plan = Plan::up(&d, &changes);
         let order = plan.order();
-        assert_eq!(order.len(), 5);
-        assert_eq!(position(&order, "p_data"), 0);
+        assert_eq!(order.len(), 6);
+        assert!(position(&order, "p_data") < 2 && position(&order, "p_default") < 2);
         assert!(position(&order, "db") < position(&order, "migrate"));
         assert!(position(&order, "migrate") < position(&order, "api"));
         assert!(position(&order, "api") < position(&order, "web"));
@@ -232,12 +248,14 @@ mod tests {
     fn down_removes_dependents_first_and_volumes_last() {
         let d = stack();
         let c = |s: &str| ObservedContainer { service: s.into(), name: format!("p-{s}-1"), ..Default::default() };
-        let plan = Plan::down(&d, &[c("db"), c("web"), c("api"), c("migrate"), c("gone")], &["p_data".into()]);
+        let all = [c("db"), c("web"), c("api"), c("migrate"), c("gone")];
+        let plan = Plan::down(&d, &all, &["p_data".into()], &["p_default".into()]);
         let order = plan.order();
         assert!(position(&order, "web") < position(&order, "api"));
         assert!(position(&order, "api") < position(&order, "db"));
         assert!(position(&order, "migrate") < position(&order, "db"));
-        assert_eq!(position(&order, "p_data"), order.len() - 1);
-        assert_eq!(order.len(), 6, "the orphan's service has a step too");
+        assert!(position(&order, "p_data") >= order.len() - 2);
+        assert!(position(&order, "p_default") >= order.len() - 2);
+        assert_eq!(order.len(), 7, "the orphan's service has a step too");
     }
 }

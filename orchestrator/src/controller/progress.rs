@@ -27,6 +27,10 @@ impl Event {
     pub fn volume(name: &str, status: &str) -> Event {
         Event { resource: Resource::Volume, name: name.to_string(), status: status.to_string() }
     }
+
+    pub fn network(name: &str, status: &str) -> Event {
+        Event { resource: Resource::Network, name: name.to_string(), status: status.to_string() }
+    }
 }
 
 impl fmt::Display for Event {

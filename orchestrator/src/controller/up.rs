@@ -246,7 +246,15 @@ pub async fn down(
     } else {
         Vec::new()
     };
-    let plan = Plan::down(&desired, &containers, &volumes);
+    // Networks always go (Docker Compose's down removes them); external ones are never touched.
+    let labelled: BTreeSet<&str> = observed.networks.iter().map(String::as_str).collect();
+    let networks: Vec<String> = desired
+        .networks
+        .iter()
+        .filter(|n| !n.external && labelled.contains(n.name.as_str()))
+        .map(|n| n.name.clone())
+        .collect();
+    let plan = Plan::down(&desired, &containers, &volumes, &networks);
     let ctx = Arc::new(Context {
         client: client.clone(),
         project: Arc::clone(&project),
