@@ -440,3 +440,34 @@ fn walk_for(dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+/// A stopped container's volumes and binds are mounted for the copy, as Docker does: a file copied into its
+/// volume is in the volume when it runs, its bind shows the host directory, and a read-only rootfs refuses
+/// copies everywhere but there.
+#[test]
+fn cp_into_the_volumes_of_a_stopped_container() {
+    let b = berth();
+    let host = b.dir.path().join("bound");
+    std::fs::create_dir(&host).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(host.join("from-host"), "host side\n").unwrap_or_else(|e| panic!("{e}"));
+    let bind = format!("{}:/bind", host.display());
+    let create = ["create", "--network", "none", "--read-only", "--name", "vols", "-v", "cpvol:/data", "-v", &bind];
+    b.docker_ok(&create.into_iter().chain(["e2e/bb:1", "cat", "/data/greeting", "/bind/into"]).collect::<Vec<_>>());
+
+    let local = b.dir.path().join("greeting");
+    std::fs::write(&local, "in the volume\n").unwrap_or_else(|e| panic!("{e}"));
+    b.docker_ok(&["cp", &local.to_string_lossy(), "vols:/data/greeting"]);
+    b.docker_ok(&["cp", &local.to_string_lossy(), "vols:/bind/into"]);
+    assert_eq!(std::fs::read_to_string(host.join("into")).unwrap_or_default(), "in the volume\n");
+    assert_eq!(entries(&cp_out(&b, "vols:/bind/from-host"))[0].6, b"host side\n");
+    let refused = b.docker(&["cp", &local.to_string_lossy(), "vols:/tmp/"]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("container rootfs is marked read-only"), "{}", stderr(&refused));
+    assert_eq!(mounts_of(&b), 0, "the overlay and the volumes mounted for the copies are gone");
+
+    b.docker_ok(&["start", "vols"]);
+    assert_eq!(b.docker_ok(&["wait", "vols"]).trim(), "0");
+    assert_eq!(b.docker_ok(&["logs", "vols"]), "in the volume\nin the volume\n");
+    b.docker_ok(&["rm", "-v", "vols"]);
+    b.docker_ok(&["volume", "rm", "cpvol"]);
+}

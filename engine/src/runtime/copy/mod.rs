@@ -6,10 +6,10 @@
 //!   namespace, so its volumes, bind mounts, tmpfs and `/etc/hosts` are seen as the container sees them, as
 //!   Docker's view (rootfs plus mounted volumes) shows them.
 //! - A created or exited container has no mounts: its overlay is mounted for the copy at
-//!   `containers/<id>/rootfs` from the same lowers, upper and work dirs as a start (`Runtime::prepare_rootfs`)
-//!   and unmounted when the copy ends, also on error. Only the image and the container's own changes are seen
-//!   there: files under a volume's mount point are the ones hidden beneath the volume (Docker mounts the volumes
-//!   for the copy; berth does not yet).
+//!   `containers/<id>/rootfs` from the same lowers, upper and work dirs as a start (`Runtime::prepare_rootfs`),
+//!   its binds and plain volumes are bind-mounted into it as Docker does for a copy ([`volumes`]), the overlay is
+//!   made read-only when the container's rootfs is (its volumes stay as they are), and all of it is detached when
+//!   the copy ends, also on error.
 //!
 //! While a stopped container's overlay is mounted for a copy, its start waits: both hold the container's entry in
 //! [`RootfsLocks`], so a start never mounts a second overlay over the same upper and work directories.
@@ -22,6 +22,7 @@
 pub mod pack;
 pub mod path;
 pub mod stat;
+pub mod volumes;
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -31,6 +32,7 @@ use std::sync::{Arc, Mutex};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::mount::{MntFlags, MsFlags};
 use nix::sys::stat::{Mode, SFlag, fstat};
 use tokio::sync::OwnedMutexGuard;
 
@@ -93,12 +95,23 @@ pub struct ContainerRoot {
     _lock: Option<OwnedMutexGuard<()>>,
 }
 
-struct TempMount(PathBuf);
+/// The overlay mounted for a copy, and whether volumes are mounted in it.
+struct TempMount {
+    target: PathBuf,
+    submounts: bool,
+}
 
 impl Drop for TempMount {
     fn drop(&mut self) {
-        if let Err(e) = rootfs::unmount(&self.0) {
-            tracing::warn!(error = %e, "unmounting a rootfs mounted for a copy");
+        // With volumes inside, a lazy detach takes the whole tree at once (a plain unmount would be EBUSY).
+        let result = if self.submounts {
+            nix::mount::umount2(&self.target, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW)
+                .map_err(|e| e.to_string())
+        } else {
+            rootfs::unmount(&self.target).map_err(|e| e.to_string())
+        };
+        if let Err(e) = result {
+            tracing::warn!(target = %self.target.display(), error = %e, "unmounting a rootfs mounted for a copy");
         }
     }
 }
@@ -126,9 +139,18 @@ impl ContainerRoot {
             return Ok(ContainerRoot { fd, name, user, read_only, _mount: None, _lock: None });
         }
         let target = runtime.prepare_rootfs(&record)?;
-        let mount = TempMount(target.clone());
+        let mut mount = TempMount { target: target.clone(), submounts: false };
         let fd = nix::fcntl::open(&target, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())
             .map_err(|e| io_err(format!("opening {}", target.display()))(e.into()))?;
+        // Marked first: a failure half-way leaves some mounted, and the drop must detach them too.
+        mount.submounts = !record.mounts.is_empty();
+        volumes::mount_all(fd.as_fd(), &record.mounts, &runtime.volumes)?;
+        if read_only {
+            // Writes outside the volumes fail with EROFS, as in the running container.
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+            nix::mount::mount(None::<&str>, &target, None::<&str>, flags, None::<&str>)
+                .map_err(|e| io_err(format!("making {} read-only", target.display()))(e.into()))?;
+        }
         Ok(ContainerRoot { fd, name, user, read_only, _mount: Some(mount), _lock: Some(lock) })
     }
 
@@ -179,11 +201,6 @@ impl ContainerRoot {
         let st = fstat(fd.as_fd()).map_err(|e| io_err(format!("stat {path}"))(e.into()))?;
         if st.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFDIR.bits() {
             return Err(CopyError::NotADirectory);
-        }
-        if self.read_only && self._mount.is_some() {
-            // A running container's read-only root refuses writes itself (EROFS); a stopped one's overlay is
-            // mounted writable for the copy, so the flag is checked here.
-            return Err(CopyError::ReadOnly);
         }
         Ok(())
     }
