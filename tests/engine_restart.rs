@@ -124,7 +124,7 @@ fn always_restarts_with_backoff_until_stopped() {
 }
 
 #[test]
-fn on_failure_stops_after_its_retries_and_keeps_the_exit_code() {
+fn on_failure_stops_after_its_retries_and_update_changes_the_policy() {
     let b = setup();
     b.docker_ok(&[
         "run",
@@ -153,6 +153,16 @@ fn on_failure_stops_after_its_retries_and_keeps_the_exit_code() {
     wait_for(&b, "f0", "{{.State.Status}}", Duration::from_secs(10), |s| s == "exited");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(inspect(&b, "f0", "{{.State.Status}} {{.RestartCount}}"), "exited 0");
+
+    // `docker update --restart` changes the policy: from the next exit on, it holds.
+    b.docker_ok(&["update", "--restart", "always", "f0"]);
+    assert_eq!(inspect(&b, "f0", "{{.HostConfig.RestartPolicy.Name}}"), "always");
+    b.docker_ok(&["start", "f0"]);
+    wait_for(&b, "f0", "{{.RestartCount}}", Duration::from_secs(20), |c| c.parse::<u32>().unwrap_or(0) >= 1);
+    b.docker_ok(&["update", "--restart", "no", "f0"]);
+    let update = b.docker(&["update", "--memory", "64m", "f0"]);
+    assert!(!update.status.success() && stderr(&update).contains("Memory"), "{}", stderr(&update));
+    b.docker_ok(&["stop", "-t", "1", "f0"]);
 
     // AutoRemove with a restart policy is refused by berthd (400), as by Docker.
     let out = Command::new("curl")

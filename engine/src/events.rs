@@ -477,12 +477,13 @@ mod tests {
     #[tokio::test]
     async fn replay_then_live_then_end_at_until() {
         let bus = Events::new();
-        bus.image("pull", "old", "");
-        let mid = now_nanos();
-        bus.image("pull", "a", "");
-        bus.volume("create", "v", &[]);
-        // Replay from `mid`, type filter, then live events until the bus closes.
-        let stream = bus.stream(Some(mid), None, filter(&[("type", "image")]));
+        let at =
+            |kind: &str, id: &str, time_nano: i64| Event { time_nano, ..Event::new(kind, "x", id, BTreeMap::new()) };
+        bus.emit(at("image", "old", 1_000));
+        bus.emit(at("image", "a", 2_000));
+        bus.emit(at("volume", "v", 3_000));
+        // Replay from 2000 ns (inclusive), type filter, then live events until the bus closes.
+        let stream = bus.stream(Some(2_000), None, filter(&[("type", "image")]));
         bus.image("tag", "b", "");
         bus.close();
         let got: Vec<String> = stream.map(|e| e.actor.id.clone()).collect().await;

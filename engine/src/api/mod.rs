@@ -14,6 +14,7 @@ pub mod logs;
 pub mod networks;
 pub mod stats;
 pub mod system;
+pub mod update;
 pub mod volumes;
 
 use std::sync::Arc;
@@ -101,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .route("/containers/create", post(containers::create))
         .route("/containers/{id}/logs", get(logs::logs))
         .route("/containers/{id}/attach", post(logs::attach))
+        .route("/containers/{id}/update", post(update::update))
         .route("/containers/{id}/exec", post(exec::create))
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/resize", post(exec::resize))
