@@ -73,6 +73,9 @@ fn exec_runs_commands_with_the_containers_settings() {
     assert_eq!(missing.status.code(), Some(127));
     assert!(format!("{}{}", stdout(&missing), stderr(&missing)).contains("not found"), "{missing:?}");
     assert_eq!(b.docker(&["exec", "ex", "/etc/passwd"]).status.code(), Some(126));
+    let nowhere = b.docker(&["exec", "-w", "/nowhere", "ex", "true"]);
+    assert_eq!(nowhere.status.code(), Some(127));
+    assert!(stdout(&nowhere).contains("chdir to cwd (\"/nowhere\")"), "{nowhere:?}");
 
     // The container's pid namespace (pid 1 is its init), capabilities, no_new_privs and seccomp filter.
     let cmdline = b.docker_ok(&["exec", "ex", "cat", "/proc/1/cmdline"]);

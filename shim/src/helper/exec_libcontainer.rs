@@ -29,6 +29,7 @@ pub(super) fn exec(args: &ExecArgs) -> Result<Pid, String> {
     let config = container.bundle().join("config.json");
     let spec = Spec::load(&config).map_err(|e| format!("read {}: {}", config.display(), chain(&e)))?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+    let init_pid = container.pid().map(|p| p.as_raw());
     let tty = args.console_socket.is_some();
     ContainerBuilder::new(args.id.clone(), SyscallType::Linux)
         .with_root_path(&args.runtime_root)
@@ -43,7 +44,25 @@ pub(super) fn exec(args: &ExecArgs) -> Result<Pid, String> {
         .build()
         // libcontainer's nix is another version: hand the pid over as a number.
         .map(|pid| Pid::from_raw(pid.as_raw()))
-        .map_err(|e| chain(&e))
+        .map_err(|e| explain(&chain(&e), args, init_pid))
+}
+
+/// libcontainer reports a failed chdir as a bare "failed to unix syscall"; say what runc (and so Docker) says
+/// when the working directory is missing in the container (which Docker reports as 127).
+fn explain(message: &str, args: &ExecArgs, init_pid: Option<i32>) -> String {
+    let cwd = std::fs::read(&args.process)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|p| p.get("cwd").and_then(|c| c.as_str()).map(str::to_owned));
+    if let (Some(cwd), Some(pid)) = (cwd, init_pid) {
+        // Through the init's root: absolute symlinks inside resolve against our root, so a missing directory is
+        // only trusted as the explanation of a failure that already happened.
+        let inside = Path::new("/proc").join(pid.to_string()).join("root").join(cwd.trim_start_matches('/'));
+        if !inside.is_dir() {
+            return format!("chdir to cwd ({cwd:?}) set in config.json failed: no such file or directory ({message})");
+        }
+    }
+    message.to_string()
 }
 
 /// The default executor, with the container's seccomp filter loaded first.
