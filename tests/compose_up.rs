@@ -594,27 +594,47 @@ services:
 }
 
 #[test]
-fn services_on_the_default_network_reach_each_other_by_name_and_down_removes_the_network() {
+fn services_reach_each_other_by_name_ports_are_published_and_down_removes_the_network() {
     let b = berth();
+    // A free port on the loopback: bound once to learn it, then released for berth to publish.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
     let file = compose_file(
         &b,
         "net",
-        r#"
+        &r#"
 name: net
 services:
   web:
     image: IMAGE
     command: ["httpd", "-f", "-p", "80", "-h", "/etc"]
     stop_signal: SIGKILL
+    ports:
+      - "127.0.0.1:PORT:80"
   client:
     image: IMAGE
     command: ["sh", "-c", "until wget -q -O /dev/null http://web/hostname; do sleep 0.2; done; echo reached web; sleep 1000"]
     stop_signal: SIGKILL
     depends_on: [web]
-"#,
+"#
+        .replace("PORT", &port.to_string()),
     );
     let out = compose_ok(&b, &file, &["up", "-d"]);
     assert!(out.contains(" Network net_default  Created"), "{out}");
+    // The published port answers on the host.
+    let url = format!("http://127.0.0.1:{port}/hostname");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let fetched = loop {
+        let out = std::process::Command::new("curl").args(["-s", "--max-time", "2", &url]).output();
+        let out = out.unwrap_or_else(|e| panic!("curl: {e}"));
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(fetched.status.success(), "GET {url}: {}", stderr(&fetched));
     let networks = b.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(networks.lines().any(|n| n == "net_default"), "{networks}");
     let logs = wait_for_log(&b, "net-client-1", "reached web");

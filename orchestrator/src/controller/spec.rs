@@ -51,6 +51,7 @@ pub fn create_body(id: &Identity<'_>, image: &str) -> Result<CreateBody, SpecErr
         ..Default::default()
     };
     let mut host = host_config(id)?;
+    host.port_bindings = port_bindings(s);
     super::mounts::apply(id.project, id.service_name, s, &mut host)?;
     let (mode, networking) = super::network::attachment(id);
     host.network_mode = mode;
@@ -98,6 +99,23 @@ fn exposed_ports(s: &Service) -> Option<BTreeMap<String, Value>> {
         out.insert(format!("{}/{}", p.target, p.protocol.as_deref().unwrap_or("tcp")), json!({}));
     }
     (!out.is_empty()).then_some(out)
+}
+
+/// `ports` as Docker's `PortBindings`: `{"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}`; a port
+/// without `published` gets an ephemeral host port (empty `HostPort`).
+fn port_bindings(s: &Service) -> Option<Value> {
+    let mut out = serde_json::Map::new();
+    for p in &s.ports {
+        let key = format!("{}/{}", p.target, p.protocol.as_deref().unwrap_or("tcp"));
+        let binding = json!({
+            "HostIp": p.host_ip.clone().unwrap_or_default(),
+            "HostPort": p.published.clone().unwrap_or_default(),
+        });
+        if let Some(list) = out.entry(key).or_insert_with(|| json!([])).as_array_mut() {
+            list.push(binding);
+        }
+    }
+    (!out.is_empty()).then_some(Value::Object(out))
 }
 
 fn host_config(id: &Identity<'_>) -> Result<HostConfig, SpecError> {
@@ -261,7 +279,8 @@ mod tests {
             "ulimits": {"nofile": {"soft": 10, "hard": 20}}, "mem_limit": "64m", "cpus": 0.5, "pids_limit": 50,
             "shm_size": "1m", "tmpfs": ["/run:size=1m"], "logging": {"driver": "json-file", "options": {"max-size": "1m"}},
             "healthcheck": {"test": ["CMD", "true"], "interval": "2s", "retries": 3},
-            "network_mode": "none", "labels": {"x": "y"}, "expose": ["80"]
+            "network_mode": "none", "labels": {"x": "y"}, "expose": ["80"],
+            "ports": [{"target": 80, "published": "8080", "host_ip": "127.0.0.1"}, {"target": 53, "protocol": "udp"}]
         }));
         let (c, h) = (&b.config, &b.host_config);
         assert_eq!(c.cmd, Some(vec!["sleep".into(), "1".into()]));
@@ -271,7 +290,14 @@ mod tests {
         assert_eq!((c.stop_signal.as_deref(), c.stop_timeout), (Some("SIGUSR1"), Some(3)));
         assert_eq!(c.labels.get("x").map(String::as_str), Some("y"));
         assert_eq!(c.healthcheck, Some(json!({"Test": ["CMD", "true"], "Interval": 2_000_000_000i64, "Retries": 3})));
-        assert!(c.exposed_ports.as_ref().is_some_and(|p| p.contains_key("80/tcp")));
+        assert!(c.exposed_ports.as_ref().is_some_and(|p| p.contains_key("80/tcp") && p.contains_key("53/udp")));
+        assert_eq!(
+            h.port_bindings,
+            Some(json!({
+                "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}],
+                "53/udp": [{"HostIp": "", "HostPort": ""}]
+            }))
+        );
         assert_eq!(h.restart_policy, RestartPolicy { name: "on-failure".into(), maximum_retry_count: 3 });
         assert_eq!((h.init, h.readonly_rootfs, h.privileged), (Some(true), true, true));
         assert_eq!((h.cap_add.clone(), h.cap_drop.clone()), (vec!["NET_ADMIN".into()], vec!["ALL".into()]));
