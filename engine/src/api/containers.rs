@@ -418,6 +418,7 @@ pub async fn delete(
     let rootfs_lock = state.runtime.rootfs_locks.lock(&record.id).await;
     let removed = state.containers.remove(&record.id)?;
     drop(rootfs_lock);
+    state.execs.forget_container(&removed.id);
     state.events.container(&removed, "destroy", &[]);
     if truthy(&params, "v") {
         super::volumes::remove_container_volumes(&state, &removed);

@@ -417,6 +417,8 @@ fn all_capabilities() -> &'static [oci_spec::runtime::Capability] {
 #[derive(Default)]
 pub struct Execs {
     table: Mutex<HashMap<String, ExecEntry>>,
+    /// Creation order, so the oldest finished execs are the ones forgotten.
+    created: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -430,6 +432,8 @@ pub struct ExecEntry {
     pub pid: i64,
     /// The pty master while a tty exec runs (resize).
     pub pty: Option<Arc<OwnedFd>>,
+    /// Creation order.
+    pub seq: u64,
 }
 
 /// Finished execs kept for inspection before the oldest are forgotten.
@@ -442,10 +446,13 @@ impl Execs {
 
     pub fn create(&self, container_id: &str, config: ExecConfig) -> Result<String> {
         let id = super::record::random_id()?;
+        let seq = self.created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut table = self.lock();
-        let finished: Vec<String> = table.values().filter(|e| e.started && !e.running).map(|e| e.id.clone()).collect();
+        let mut finished: Vec<(u64, String)> =
+            table.values().filter(|e| e.started && !e.running).map(|e| (e.seq, e.id.clone())).collect();
         if finished.len() > KEPT_FINISHED {
-            for id in finished.iter().take(finished.len() - KEPT_FINISHED) {
+            finished.sort_unstable();
+            for (_, id) in finished.iter().take(finished.len() - KEPT_FINISHED) {
                 table.remove(id);
             }
         }
@@ -460,6 +467,7 @@ impl Execs {
                 exit_code: None,
                 pid: 0,
                 pty: None,
+                seq,
             },
         );
         Ok(id)
@@ -607,6 +615,24 @@ mod tests {
         assert_eq!(read_result(&p), Some(Outcome { exit_code: 3, error: None }));
         std::fs::write(&p, r#"{"type":"failed","error":"not found","exit_code":127}"#)?;
         assert_eq!(read_result(&p), Some(Outcome { exit_code: 127, error: Some("not found".into()) }));
+        Ok(())
+    }
+
+    #[test]
+    fn the_oldest_finished_execs_are_forgotten() -> Result<()> {
+        let execs = Execs::default();
+        let mut ids = Vec::new();
+        for _ in 0..KEPT_FINISHED + 2 {
+            let id = execs.create("c1", ExecConfig::default())?;
+            execs.claim(&id)?;
+            execs.update(&id, |e| e.running = false)?;
+            ids.push(id);
+        }
+        let running = execs.create("c1", ExecConfig::default())?;
+        execs.claim(&running)?;
+        execs.create("c1", ExecConfig::default())?;
+        assert!(execs.get(&ids[0]).is_err() && execs.get(&ids[1]).is_err());
+        assert!(execs.get(&ids[2]).is_ok() && execs.get(&running).is_ok());
         Ok(())
     }
 
