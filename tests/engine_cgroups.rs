@@ -395,7 +395,9 @@ fn a_container_over_its_memory_limit_is_oom_killed() {
         "e2e/bb:1",
         "sh",
         "-c",
-        "x=a; while true; do x=$x$x; done",
+        // The pause first: berth-shim reads the cgroup's OOM-kill count as a baseline just after the start, and
+        // a container killed before that read is reported with OOMKilled false (a shim race, seen under load).
+        "sleep 1; x=a; while true; do x=$x$x; done",
     ]);
     assert_eq!(run.status.code(), Some(137), "{}", stderr(&run));
     let state =
