@@ -73,11 +73,28 @@ pub struct Prepared {
 pub struct Networking {
     paths: Paths,
     client: Client,
+    /// One lock per container: a start's prepare, a release and a live connect never interleave (a late
+    /// release would otherwise remove the namespace a restart just made at the same path).
+    locks: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Networking {
     pub fn new(paths: &Paths) -> Networking {
-        Networking { paths: paths.clone(), client: Client::connect_with_unix(&paths.netd_socket()) }
+        Networking {
+            paths: paths.clone(),
+            client: Client::connect_with_unix(&paths.netd_socket()),
+            locks: Default::default(),
+        }
+    }
+
+    /// The container's network lock: held by whoever records its exit until the release is done, so a stop
+    /// returns only once the network is gone and a new start waits for it.
+    pub async fn lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(id.to_string()).or_default().clone()
+        };
+        lock.lock_owned().await
     }
 
     pub fn client(&self) -> &Client {
@@ -141,8 +158,9 @@ impl Networking {
         let mode =
             plan::plan(h.network_mode.as_deref(), record.networking_config.as_ref()).map_err(NetworkError::Invalid)?;
         let dir = containers.container_dir(&record.id);
+        let _guard = self.lock(&record.id).await;
         // Whatever a previous run left (berthd killed before the exit was seen).
-        self.release(&dir, &record.id).await;
+        self.release_locked(&dir, &record.id).await;
         match mode {
             Mode::None => Ok(Prepared { mode: NetworkMode::None, resolv_conf: None, hosts: None }),
             Mode::Host => Ok(Prepared { mode: NetworkMode::Host, resolv_conf: None, hosts: None }),
@@ -151,7 +169,7 @@ impl Networking {
                 let attached = match self.attach(&dir, record, &list).await {
                     Ok(a) => a,
                     Err(e) => {
-                        self.release(&dir, &record.id).await;
+                        self.release_locked(&dir, &record.id).await;
                         return Err(e);
                     }
                 };
@@ -243,6 +261,12 @@ impl Networking {
     /// Undo what `network.json` lists: ports, endpoints, the namespace. Errors are logged, not returned: netd
     /// forgets endpoints whose namespace is gone on its next start, so removing the namespace is what counts.
     pub async fn release(&self, dir: &Path, id: &str) {
+        let _guard = self.lock(id).await;
+        self.release_locked(dir, id).await;
+    }
+
+    /// [`Networking::release`] with the container's [`Networking::lock`] already held.
+    pub async fn release_locked(&self, dir: &Path, id: &str) {
         let Some(a) = attached::load(dir) else { return };
         if !a.ports.is_empty()
             && let Err(e) = self.client.unpublish(id).await
@@ -265,6 +289,7 @@ impl Networking {
 
     /// `docker network connect` on a running container: a new interface now, its resolv.conf rewritten.
     pub async fn connect_running(&self, dir: &Path, record: &ContainerRecord, plan: &EndpointPlan) -> Result<()> {
+        let _guard = self.lock(&record.id).await;
         let Some(mut a) = attached::load(dir).filter(|a| a.netns.is_some()) else {
             return Err(NetworkError::Invalid(format!(
                 "container {} cannot be connected to a network: its network mode is {}",
@@ -282,6 +307,7 @@ impl Networking {
 
     /// `docker network disconnect` of a running container: false when it was not on that network.
     pub async fn disconnect_running(&self, dir: &Path, record: &ContainerRecord, network: &Network) -> Result<bool> {
+        let _guard = self.lock(&record.id).await;
         let Some(mut a) = attached::load(dir) else { return Ok(false) };
         let Some(pos) = a.endpoints.iter().position(|e| e.network_id == network.id) else { return Ok(false) };
         if pos == 0 && !a.ports.is_empty() {

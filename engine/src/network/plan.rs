@@ -36,7 +36,9 @@ pub fn plan(network_mode: Option<&str>, networking_config: Option<&Value>) -> Re
     let endpoints = networking_config.and_then(|n| n.get("EndpointsConfig")).and_then(Value::as_object);
     let mode = network_mode.unwrap_or("").trim();
     let mode = if mode.is_empty() || mode == "default" { DEFAULT_NETWORK } else { mode };
-    let others = || endpoints.into_iter().flat_map(|m| m.keys()).filter(|k| k.as_str() != mode);
+    // The docker CLI names the default network `default` in EndpointsConfig too.
+    let is_mode = |k: &str| k == mode || (mode == DEFAULT_NETWORK && k == "default");
+    let others = || endpoints.into_iter().flat_map(|m| m.keys()).filter(|k| !is_mode(k));
     let shared = match mode {
         "none" => Some(Mode::None),
         "host" => Some(Mode::Host),
@@ -55,7 +57,8 @@ pub fn plan(network_mode: Option<&str>, networking_config: Option<&Value>) -> Re
         }
         return Ok(shared);
     }
-    let mut list = vec![endpoint(mode, endpoints.and_then(|m| m.get(mode)))?];
+    let own = endpoints.and_then(|m| m.iter().find(|(k, _)| is_mode(k)).map(|(_, v)| v));
+    let mut list = vec![endpoint(mode, own)?];
     let mut rest: Vec<&String> = others().collect();
     rest.sort();
     for name in rest {
@@ -109,6 +112,10 @@ mod tests {
         for m in [None, Some(""), Some("default"), Some("bridge")] {
             assert_eq!(nets(&plan(m, None).unwrap_or(Mode::None)), vec!["bridge"], "{m:?}");
         }
+        // What the docker CLI sends for a plain `docker run`.
+        let cli = json!({"EndpointsConfig": {"default": {"Aliases": ["x"]}}});
+        let mode = plan(Some("default"), Some(&cli)).unwrap_or(Mode::None);
+        assert_eq!(nets(&mode), vec!["bridge"]);
         assert_eq!(plan(Some("none"), None), Ok(Mode::None));
         assert_eq!(plan(Some("host"), None), Ok(Mode::Host));
         assert_eq!(plan(Some("container:web"), None), Ok(Mode::Container("web".into())));

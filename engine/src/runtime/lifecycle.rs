@@ -363,16 +363,22 @@ impl Runtime {
             return;
         }
         if let Some(exit) = self.exit_record(&record.id) {
-            self.record_exit(&record.id, &exit);
-            self.network.release(&self.dir(&record.id), &record.id).await;
+            let _net = self.network.lock(&record.id).await;
+            if self.record_exit(&record.id, &exit) {
+                self.network.release_locked(&self.dir(&record.id), &record.id).await;
+            }
         } else if self.ask_shim(&record.id, json!({"cmd": "state"})).await.is_none() {
             // Neither a shim nor an exit record: the shim died with the container (or the host rebooted).
-            self.record_exit(&record.id, &json!({"exit_code": 255, "error": "the container's shim is gone"}));
-            self.network.release(&self.dir(&record.id), &record.id).await;
+            let exit = json!({"exit_code": 255, "error": "the container's shim is gone"});
+            let _net = self.network.lock(&record.id).await;
+            if self.record_exit(&record.id, &exit) {
+                self.network.release_locked(&self.dir(&record.id), &record.id).await;
+            }
         }
     }
 
-    fn record_exit(&self, id: &str, exit: &Value) {
+    /// Whether this call recorded the exit (false when someone else did first).
+    fn record_exit(&self, id: &str, exit: &Value) -> bool {
         let _ = rootfs::unmount(&self.dir(id).join("rootfs"));
         crate::volume::attach::release(&self.volumes, &self.containers, id);
         // A restarting container's last exit is already recorded; its restart is the supervisor's.
@@ -400,6 +406,7 @@ impl Runtime {
             }
             self.events.container(&r, "die", &[("exitCode", r.state.exit_code.to_string())]);
         }
+        exited
     }
 
     /// Block until the container is not running; its exit code.
@@ -409,8 +416,12 @@ impl Runtime {
             if let Some(answer) = self.ask_shim(&record.id, json!({"cmd": "wait"})).await
                 && answer.get("type").and_then(Value::as_str) == Some("exited")
             {
-                self.record_exit(&record.id, &answer);
-                self.network.release(&self.dir(&record.id), &record.id).await;
+                // Only the caller that recorded the exit releases the network (a late one could otherwise tear
+                // down what a new start just made); others wait on the lock until it is released.
+                let _net = self.network.lock(&record.id).await;
+                if self.record_exit(&record.id, &answer) {
+                    self.network.release_locked(&self.dir(&record.id), &record.id).await;
+                }
             }
             self.refresh(&record.id).await;
         }
