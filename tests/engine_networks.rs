@@ -206,3 +206,53 @@ fn a_failed_connect_leaves_the_container_created_and_nothing_behind() {
     b.docker_ok(&["rm", "-f", "bad", "lost"]);
     b.docker_ok(&["network", "rm", "tight"]);
 }
+
+/// `--network container:<id>` shares the other's namespace; a container that dies while berthd is down is
+/// released at berthd's next start; without berth-netd a start fails naming its socket.
+#[test]
+fn shared_namespaces_reconcile_and_a_missing_netd() {
+    let b = berth_with_image();
+    b.docker_ok(&["network", "create", "--subnet", "10.215.7.0/24", "shared"]);
+    run_httpd(&b, "host1", "shared", &[], "hello-shared");
+    b.docker_ok(&["run", "-d", "--name", "side", "--network", "container:host1", "e2e/bb:1", "sleep", "300"]);
+    let ip = inspect(&b, "host1", "{{.NetworkSettings.Networks.shared.IPAddress}}");
+    let addrs = b.docker_ok(&["exec", "side", "ip", "addr"]);
+    assert!(addrs.contains(&format!("inet {ip}/24")), "side sees host1's eth0: {addrs}");
+    let page = exec_until(&b, "side", &["timeout", "3", "wget", "-q", "-O", "-", "http://127.0.0.1/"], "hello-shared");
+    assert!(page.contains("hello-shared"), "{page}");
+    b.docker_ok(&["rm", "-f", "side"]);
+
+    // berthd killed, then the container dies: berthd's next start releases its endpoint and namespace.
+    let id = inspect(&b, "host1", "{{.Id}}");
+    let pid = inspect(&b, "host1", "{{.State.Pid}}");
+    let endpoint = inspect(&b, "host1", "{{.NetworkSettings.Networks.shared.EndpointID}}");
+    let veth = format!("veth{}", &endpoint[..10]);
+    let berthd = std::fs::read_to_string(b.run_dir().join("berthd.pid")).unwrap_or_default();
+    assert!(std::process::Command::new("kill").args(["-KILL", berthd.trim()]).status().is_ok_and(|s| s.success()));
+    assert!(std::process::Command::new("kill").args(["-KILL", &pid]).status().is_ok_and(|s| s.success()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{}", berthd.trim())).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    b.ok(&["system", "info"]); // starts berthd again; it reconciles before it answers
+    assert_eq!(inspect(&b, "host1", "{{.State.Status}}"), "exited");
+    assert!(!b.run_dir().join("netns").join(&id).exists(), "namespace released on reconcile");
+    assert!(!link_exists(&veth), "{veth} removed on reconcile");
+    let members = b.docker_ok(&["network", "inspect", "shared", "--format", "{{len .Containers}}"]);
+    assert_eq!(members.trim(), "0");
+
+    // Without berth-netd: a clear error naming its socket, the container left created, nothing made.
+    let netd = std::fs::read_to_string(b.run_dir().join("netd.pid")).unwrap_or_default();
+    assert!(std::process::Command::new("kill").args(["-TERM", netd.trim()]).status().is_ok_and(|s| s.success()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.run_dir().join("netd.sock").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = b.docker(&["run", "-d", "--name", "nonet", "--network", "shared", "e2e/bb:1", "sleep", "30"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("netd.sock") && err.contains("berth-netd --root"), "{err}");
+    let nonet = inspect(&b, "nonet", "{{.Id}}");
+    assert!(!b.run_dir().join("netns").join(&nonet).exists());
+    assert_eq!(inspect(&b, "nonet", "{{.State.Status}}"), "created");
+}
