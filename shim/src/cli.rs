@@ -129,6 +129,15 @@ impl ContainerArgs {
     pub fn control_socket_path(&self) -> PathBuf {
         self.control_socket.clone().unwrap_or_else(|| self.state_dir.join(crate::protocol::files::CONTROL_SOCKET))
     }
+
+    /// A tty container's console socket: beside the control socket (whose path berthd keeps short), with the
+    /// extension `console` (`<run-dir>/s/<id>.console`), or `console.sock` in the state dir without one.
+    pub fn console_socket_path(&self) -> PathBuf {
+        match &self.control_socket {
+            Some(c) => c.with_extension("console"),
+            None => self.state_dir.join(crate::protocol::files::CONSOLE_SOCKET),
+        }
+    }
 }
 
 /// `berth-shim-runtime`: the helper that creates and deletes containers for the monitor, with libcontainer or an

@@ -44,11 +44,12 @@ pub struct ShimStdio {
     pub console: Option<ConsoleListener>,
 }
 
-/// Set up stdio for a container.
-pub fn setup(state_dir: &Path, tty: bool, keep_stdin: bool) -> Result<(ChildStdio, ShimStdio)> {
+/// Set up stdio for a container. `console_socket` is where a tty container's pty master arrives: a Unix socket
+/// path, so it must stay under the kernel's 108-byte limit (the state dir under the data root may not).
+pub fn setup(state_dir: &Path, console_socket: &Path, tty: bool, keep_stdin: bool) -> Result<(ChildStdio, ShimStdio)> {
     let (stdin_fifo, container_stdin) = if keep_stdin { make_stdin_fifo(state_dir, !tty)? } else { (None, None) };
     if tty {
-        let console = ConsoleListener::bind(&state_dir.join(files::CONSOLE_SOCKET))?;
+        let console = ConsoleListener::bind(console_socket)?;
         let child = ChildStdio { stdin: Stdio::null(), stdout: Stdio::null(), stderr: Stdio::null() };
         return Ok((child, ShimStdio { outputs: Vec::new(), stdin_fifo, console: Some(console) }));
     }

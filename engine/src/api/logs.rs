@@ -164,7 +164,8 @@ pub async fn logs(
     let rid = record.id.clone();
     let running = matches!(record.state.status, Status::Running | Status::Paused | Status::Restarting);
     tokio::task::spawn_blocking(move || {
-        pump(path, opts, tty, tx, move || running && still_running(&s, &rid, i64::MAX));
+        // Attached "at 0": any exit ends the follow (for attach, only an exit after the attach does).
+        pump(path, opts, tty, tx, move || running && still_running(&s, &rid, 0));
     });
     let stream =
         futures_util::stream::unfold(
@@ -196,6 +197,8 @@ pub async fn attach(
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let path = state.runtime.log_path(&record.id);
     let skip_existing = matches!(record.state.status, Status::Running | Status::Paused);
+    let want_stdin = record.config.open_stdin && params.get("stdin").is_some_and(|v| v == "1" || v == "true");
+    let stdin_once = record.config.stdin_once;
     let on_upgrade = hyper::upgrade::on(&mut req);
     let rid = record.id.clone();
     let s: AppState = state.clone();
@@ -206,7 +209,10 @@ pub async fn attach(
             s.attach_count(&rid, -1);
             return;
         };
-        let mut io = TokioIo::new(upgraded);
+        let (reader, mut io) = tokio::io::split(TokioIo::new(upgraded));
+        if want_stdin {
+            tokio::spawn(forward_stdin(s.clone(), rid.clone(), reader, stdin_once));
+        }
         let (tx, mut rx) = mpsc::channel::<Bytes>(64);
         let s2 = s.clone();
         let rid2 = rid.clone();
@@ -235,6 +241,39 @@ pub async fn attach(
         .header(header::CONTENT_TYPE, content_type)
         .body(Body::empty())
         .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// How long an attach waits for its container to start before its input has nowhere to go.
+const STDIN_START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The client's input into the container's stdin FIFO, as it arrives. `docker run -i` attaches before it starts
+/// the container, so the FIFO is awaited (bounded); until then the client's bytes wait in the socket. When the
+/// client ends its input and the container was created with `StdinOnce` (as `docker run -i` does), the
+/// container's stdin gets EOF.
+async fn forward_stdin(state: AppState, id: String, mut input: impl tokio::io::AsyncRead + Unpin, stdin_once: bool) {
+    let fifo = state.runtime.stdin_fifo(&id);
+    let deadline = tokio::time::Instant::now() + STDIN_START_TIMEOUT;
+    let mut sender = loop {
+        let running = state.containers.get(&id).is_ok_and(|r| matches!(r.state.status, Status::Running));
+        if running && let Ok(tx) = tokio::net::unix::pipe::OpenOptions::new().open_sender(&fifo) {
+            break tx;
+        }
+        let gone = state
+            .containers
+            .get(&id)
+            .map(|r| matches!(r.state.status, Status::Exited | Status::Dead) || !r.state.error.is_empty())
+            .unwrap_or(true);
+        if gone || tokio::time::Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    // A container that exits stops reading: the copy then fails on a broken pipe, which ends this task.
+    let _ = tokio::io::copy(&mut input, &mut sender).await;
+    drop(sender);
+    if stdin_once {
+        state.runtime.close_stdin(&id).await;
+    }
 }
 
 #[cfg(test)]

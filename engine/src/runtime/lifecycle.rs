@@ -349,6 +349,16 @@ impl Runtime {
         serde_json::from_str(&answer).ok()
     }
 
+    /// The FIFO the shim feeds the container's stdin from (containers created with `OpenStdin`), once it runs.
+    pub fn stdin_fifo(&self, id: &str) -> PathBuf {
+        self.shim_dir(id).join("stdin")
+    }
+
+    /// EOF to the container's stdin (an attach with `StdinOnce` ended its input).
+    pub async fn close_stdin(&self, id: &str) {
+        let _ = self.ask_shim(id, json!({"cmd": "close_stdin"})).await;
+    }
+
     /// The exit the shim recorded, if the container has exited.
     fn exit_record(&self, id: &str) -> Option<Value> {
         let bytes = std::fs::read(self.shim_dir(id).join("exit.json")).ok()?;

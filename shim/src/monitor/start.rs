@@ -61,8 +61,9 @@ pub(super) fn start(mut args: ContainerArgs, foreground: bool) -> Result<Monitor
         Some(p) => Some(JsonLog::open(p, rotation).map_err(setup_failed).map_err(record)?),
         None => None,
     };
-    let (child_stdio, shim_stdio) =
-        stdio::setup(&args.state_dir, tty, args.stdin).map_err(setup_failed).map_err(record)?;
+    let (child_stdio, shim_stdio) = stdio::setup(&args.state_dir, &args.console_socket_path(), tty, args.stdin)
+        .map_err(setup_failed)
+        .map_err(record)?;
     let runtime = args.runtime.clone().map(Runtime::Binary).unwrap_or(Runtime::Libcontainer);
 
     let console_path = shim_stdio.console.as_ref().map(|c| c.path.clone());
@@ -260,9 +261,8 @@ fn fail_cleanly(
     }
     let _ = fs::remove_file(control.path());
     drop(control);
-    for leftover in [files::STDIN_FIFO, files::CONSOLE_SOCKET] {
-        let _ = fs::remove_file(args.state_dir.join(leftover));
-    }
+    let _ = fs::remove_file(args.state_dir.join(files::STDIN_FIFO));
+    let _ = fs::remove_file(args.console_socket_path());
     // Reap what the runtime left us (libcontainer's intermediate process is our child).
     while let Ok(status) = nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
         if status == nix::sys::wait::WaitStatus::StillAlive {
