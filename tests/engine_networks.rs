@@ -145,12 +145,19 @@ fn networks_through_the_docker_cli_with_names_isolation_and_cleanup() {
 fn published_port_answers_on_loopback_and_shows_in_ps() {
     let b = berth_with_image();
     b.docker_ok(&["network", "create", "--subnet", "10.215.5.0/24", "pub"]);
-    run_httpd(&b, "site", "pub", &["-p", "127.0.0.1::80"], "hello-published");
-    let port = b.docker_ok(&["port", "site", "80/tcp"]);
-    let host_port = port.trim().rsplit(':').next().unwrap_or_default().to_string();
-    assert!(port.trim().starts_with("127.0.0.1:") && host_port.parse::<u16>().is_ok(), "{port}");
+    // Once on 127.0.0.1 and once on every address, both on ephemeral ports.
+    run_httpd(&b, "site", "pub", &["-p", "127.0.0.1::80", "-p", "80"], "hello-published");
+    let ports = b.docker_ok(&["port", "site", "80/tcp"]);
+    let port_of = |prefix: &str| {
+        let line = ports.lines().find(|l| l.starts_with(prefix)).unwrap_or_default();
+        line.rsplit(':').next().unwrap_or_default().to_string()
+    };
+    let host_port = port_of("127.0.0.1:");
+    let any_port = port_of("0.0.0.0:");
+    assert!(host_port.parse::<u16>().is_ok() && any_port.parse::<u16>().is_ok(), "{ports}");
     let ps = b.docker_ok(&["ps", "--format", "{{.Names}} {{.Ports}}"]);
-    assert!(ps.contains(&format!("site 127.0.0.1:{host_port}->80/tcp")), "{ps}");
+    assert!(ps.starts_with("site ") && ps.contains(&format!("127.0.0.1:{host_port}->80/tcp")), "{ps}");
+    assert!(ps.contains(&format!("0.0.0.0:{any_port}->80/tcp")), "{ps}");
 
     // From the host, through netd's DNAT on 127.0.0.1 (bounded: httpd needs a moment).
     let url = format!("http://127.0.0.1:{host_port}/");
@@ -164,6 +171,11 @@ fn published_port_answers_on_loopback_and_shows_in_ps() {
         }
     }
     assert!(body.contains("hello-published"), "{url} answered {body:?}");
+
+    // The container reaches its own published port through the host's bridge address (hairpin).
+    let hairpin = format!("http://10.215.5.1:{any_port}/");
+    let own = exec_until(&b, "site", &["timeout", "3", "wget", "-q", "-O", "-", &hairpin], "hello-published");
+    assert!(own.contains("hello-published"), "{hairpin} from inside: {own}");
 
     // Stopped: the port is unpublished (nothing answers), the veth gone.
     b.docker_ok(&["stop", "-t", "1", "site"]);
