@@ -373,17 +373,23 @@ impl Runtime {
             return;
         }
         if let Some(exit) = self.exit_record(&record.id) {
-            let _net = self.network.lock(&record.id).await;
-            if self.record_exit(&record.id, &exit) {
-                self.network.release_locked(&self.dir(&record.id), &record.id).await;
-            }
+            self.exit_and_release(&record.id, &exit).await;
         } else if self.ask_shim(&record.id, json!({"cmd": "state"})).await.is_none() {
             // Neither a shim nor an exit record: the shim died with the container (or the host rebooted).
             let exit = json!({"exit_code": 255, "error": "the container's shim is gone"});
-            let _net = self.network.lock(&record.id).await;
-            if self.record_exit(&record.id, &exit) {
-                self.network.release_locked(&self.dir(&record.id), &record.id).await;
-            }
+            self.exit_and_release(&record.id, &exit).await;
+        }
+    }
+
+    /// Record an exit and release the container's network, under its network lock: a second caller waits until
+    /// the first one's release is done (so a stop returns with veths, ports and namespace gone) and then finds
+    /// the exit recorded and does nothing: its record_exit would unmount the rootfs, or its release remove the
+    /// namespace, that a restart is preparing meanwhile.
+    async fn exit_and_release(&self, id: &str, exit: &Value) {
+        let _net = self.network.lock(id).await;
+        let running = self.containers.get(id).is_ok_and(|r| matches!(r.state.status, Status::Running | Status::Paused));
+        if running && self.record_exit(id, exit) {
+            self.network.release_locked(&self.dir(id), id).await;
         }
     }
 
@@ -426,12 +432,7 @@ impl Runtime {
             if let Some(answer) = self.ask_shim(&record.id, json!({"cmd": "wait"})).await
                 && answer.get("type").and_then(Value::as_str) == Some("exited")
             {
-                // Only the caller that recorded the exit releases the network (a late one could otherwise tear
-                // down what a new start just made); others wait on the lock until it is released.
-                let _net = self.network.lock(&record.id).await;
-                if self.record_exit(&record.id, &answer) {
-                    self.network.release_locked(&self.dir(&record.id), &record.id).await;
-                }
+                self.exit_and_release(&record.id, &answer).await;
             }
             self.refresh(&record.id).await;
         }
