@@ -268,3 +268,29 @@ fn shared_namespaces_reconcile_and_a_missing_netd() {
     assert!(!b.run_dir().join("netns").join(&nonet).exists());
     assert_eq!(inspect(&b, "nonet", "{{.State.Status}}"), "created");
 }
+
+/// `docker network connect` on a created container: it joins both networks at start (eth0 and eth1, with the
+/// alias), and `docker network disconnect` of a stopped one takes effect at the next start.
+#[test]
+fn connecting_a_created_container_takes_effect_at_start() {
+    let b = berth_with_image();
+    b.docker_ok(&["network", "create", "--subnet", "10.215.8.0/24", "first"]);
+    b.docker_ok(&["network", "create", "--subnet", "10.215.9.0/24", "second"]);
+    b.docker_ok(&["create", "--name", "late", "--network", "first", "e2e/bb:1", "sleep", "300"]);
+    b.docker_ok(&["network", "connect", "--alias", "lateral", "--ip", "10.215.9.50", "second", "late"]);
+    b.docker_ok(&["start", "late"]);
+    let addrs = b.docker_ok(&["exec", "late", "ip", "addr"]);
+    assert!(addrs.contains("10.215.8.") && addrs.contains("inet 10.215.9.50/24"), "{addrs}");
+    assert_eq!(inspect(&b, "late", "{{.NetworkSettings.Networks.second.IPAddress}}"), "10.215.9.50");
+    b.docker_ok(&["run", "-d", "--name", "peer", "--network", "second", "e2e/bb:1", "sleep", "300"]);
+    let seen = exec_until(&b, "peer", &["ping", "-c1", "-W1", "lateral"], "1 packets received");
+    assert!(seen.contains("(10.215.9.50)") && seen.contains("1 packets received"), "{seen}");
+
+    b.docker_ok(&["stop", "-t", "1", "late"]);
+    b.docker_ok(&["network", "disconnect", "second", "late"]);
+    b.docker_ok(&["start", "late"]);
+    let addrs = b.docker_ok(&["exec", "late", "ip", "addr"]);
+    assert!(addrs.contains("10.215.8.") && !addrs.contains("10.215.9."), "{addrs}");
+    b.docker_ok(&["rm", "-f", "late", "peer"]);
+    b.docker_ok(&["network", "rm", "first", "second"]);
+}
