@@ -194,3 +194,19 @@ fn logs_rotate_and_keep_growing_across_a_berthd_kill() {
     wait_until("more ticks", Duration::from_secs(10), || b.docker_ok(&["logs", "steady"]).lines().count() > before + 3);
     b.docker_ok(&["rm", "-f", "steady", "chatty"]);
 }
+
+#[test]
+fn init_true_runs_a_reaper_as_pid_1_that_forwards_signals() {
+    let b = setup();
+    // tini (Debian's tini-static) is pid 1 and the command its child.
+    let ps = b.docker_ok(&["run", "--rm", "--init", "--network", "none", "e2e/cli:1", "cat", "/proc/1/cmdline"]);
+    assert!(ps.starts_with("/sbin/docker-init\0--\0cat\0"), "{ps:?}");
+    // A plain `sleep` as pid 1 ignores SIGTERM (so `stop` would wait for its timeout); under the init it dies.
+    b.docker_ok(&["run", "-d", "--init", "--network", "none", "--name", "sleeper", "e2e/cli:1", "sleep", "600"]);
+    let t = Instant::now();
+    b.docker_ok(&["stop", "-t", "20", "sleeper"]);
+    assert!(t.elapsed() < Duration::from_secs(10), "stop took {:?}: SIGTERM did not reach sleep", t.elapsed());
+    let state = b.docker_ok(&["inspect", "sleeper", "--format", "{{.State.ExitCode}}"]);
+    assert_eq!(state.trim(), "143", "sleep died of SIGTERM (128 + 15)");
+    b.docker_ok(&["rm", "sleeper"]);
+}

@@ -262,6 +262,17 @@ impl Runtime {
             shm_size: (h.shm_size > 0).then_some(h.shm_size as u64),
             resources: resources(h),
             network: net.mode.clone(),
+            init: match h.init {
+                Some(true) => Some(init_binary().ok_or_else(|| {
+                    RunError::StartFailed {
+                        message: "init: true needs a statically linked init on the host (tini-static: apt-get install \
+                              tini; or set BERTH_INIT_PATH)"
+                            .into(),
+                        exit_code: 128,
+                    }
+                })?),
+                _ => None,
+            },
             cgroup_parent: self.cgroup_parent.clone(),
             hosts_file: Some(hosts),
             resolv_conf: Some(resolv),
@@ -542,6 +553,17 @@ fn resources(h: &HostConfig) -> Resources {
         ulimits: h.ulimits.iter().map(|u| spec::Ulimit { name: u.name.clone(), soft: u.soft, hard: u.hard }).collect(),
         ..Default::default()
     }
+}
+
+/// The init `init: true` runs as the container's pid 1, in front of its command: `BERTH_INIT_PATH`, else tini's
+/// static build or Docker's docker-init where Debian installs them. It is bind-mounted into a rootfs that may
+/// have no C library, so it must be statically linked.
+fn init_binary() -> Option<PathBuf> {
+    let configured = std::env::var_os("BERTH_INIT_PATH").map(PathBuf::from);
+    configured
+        .into_iter()
+        .chain(["/usr/bin/tini-static", "/usr/libexec/docker/docker-init", "/usr/bin/docker-init"].map(PathBuf::from))
+        .find(|p| p.is_file())
 }
 
 /// berth-shim beside berthd (a cargo build, an install), else the one on PATH.
