@@ -139,12 +139,19 @@ pub async fn list(State(state): State<AppState>, Query(params): Params) -> ApiRe
         }
     }
     let net = &state.runtime.network;
-    let mut networks = net.client().list_networks().await.map_err(|e| ApiError::from(net.error(e)))?;
-    if !networks.iter().any(|n| n.name == plan::DEFAULT_NETWORK) {
-        networks.push(net.default_bridge().await?);
-    }
+    let networks = net.client().list_networks().await.map_err(|e| ApiError::from(net.error(e)))?;
     let names = name_of(&state);
     let mut out: Vec<Value> = Vec::new();
+    // The default bridge is listed as Docker lists it, but made (a kernel bridge, a subnet) only when a container
+    // or an inspect needs it: listing must not leave a bridge behind on a host that never uses it.
+    if !networks.iter().any(|n| n.name == plan::DEFAULT_NETWORK) {
+        let mut v = docker::predefined_json(plan::DEFAULT_NETWORK);
+        v["Driver"] = json!("bridge");
+        v["EnableIPv4"] = json!(true);
+        if matches(&v, true, &filters) {
+            out.push(v);
+        }
+    }
     for n in &networks {
         let v = docker::network_json(n, &names);
         if matches(&v, n.name == plan::DEFAULT_NETWORK, &filters) {
