@@ -183,7 +183,8 @@ impl Containers {
         for entry in entries.flatten() {
             let path = entry.path().join("record.json");
             match std::fs::read(&path).map(|b| serde_json::from_slice::<ContainerRecord>(&b)) {
-                Ok(Ok(r)) => {
+                Ok(Ok(mut r)) => {
+                    overlay_runtime_state(&entry.path(), &mut r);
                     table.insert(r.id.clone(), r);
                 }
                 Ok(Err(e)) => tracing::warn!(path = %path.display(), error = %e, "unreadable container record"),
@@ -265,8 +266,16 @@ impl Containers {
         let mut table = self.write();
         let id = find(&table, key)?.id.clone();
         let mut record = table.get(&id).cloned().ok_or_else(|| ContainerError::NotFound(key.to_string()))?;
+        let before = table.get(&id).cloned().unwrap_or_default();
         f(&mut record);
-        persist(&self.container_dir(&id), &record)?;
+        let dir = self.container_dir(&id);
+        if runtime_state_only(&before, &record) {
+            persist_runtime_state(&dir, &record)?;
+        } else {
+            persist(&dir, &record)?;
+            // The runtime state goes along, so the next start does not overlay an older one.
+            persist_runtime_state(&dir, &record)?;
+        }
         table.insert(id, record.clone());
         Ok(record)
     }
@@ -345,6 +354,49 @@ fn find<'a>(table: &'a BTreeMap<String, ContainerRecord>, key: &str) -> Result<&
     Err(ContainerError::NotFound(key.to_string()))
 }
 
+/// The part of a record that changes with every start and exit: `state.json`, beside `record.json`.
+#[derive(Serialize, Deserialize)]
+struct RuntimeState {
+    id: String,
+    state: State,
+    restart_count: u64,
+}
+
+/// Whether an update changed only the runtime state (status, pid, exit, health, restart count).
+fn runtime_state_only(before: &ContainerRecord, after: &ContainerRecord) -> bool {
+    let mut same = before.clone();
+    same.state = after.state.clone();
+    same.restart_count = after.restart_count;
+    same == *after
+}
+
+/// Write `state.json` by temp file and rename, without fsync: a `kill -9` of berthd keeps it (the page cache
+/// survives the process), and what a power loss may take back — whether a container ran — is rebuilt anyway on
+/// the next start from the shims (none run after a reboot). An fsync here cost 5–15 ms per start and per exit.
+fn persist_runtime_state(dir: &Path, record: &ContainerRecord) -> Result<()> {
+    let path = dir.join("state.json");
+    let tmp = dir.join(".state.json.tmp");
+    let io = |op, source| ContainerError::Io { op, path: path.clone(), source };
+    let state =
+        RuntimeState { id: record.id.clone(), state: record.state.clone(), restart_count: record.restart_count };
+    let bytes = serde_json::to_vec(&state).map_err(|e| io("encode", std::io::Error::other(e)))?;
+    std::fs::write(&tmp, bytes).map_err(|e| io("write", e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| io("rename", e))
+}
+
+/// The newest runtime state over the record read from `record.json`; an unreadable `state.json` (cut short by a
+/// power loss) is ignored, leaving the state the record last had durably.
+fn overlay_runtime_state(dir: &Path, record: &mut ContainerRecord) {
+    let Ok(bytes) = std::fs::read(dir.join("state.json")) else { return };
+    match serde_json::from_slice::<RuntimeState>(&bytes) {
+        Ok(s) if s.id == record.id => {
+            record.state = s.state;
+            record.restart_count = s.restart_count;
+        }
+        _ => tracing::warn!(dir = %dir.display(), "unreadable state.json: keeping record.json's state"),
+    }
+}
+
 /// Write `record.json` by temp file, fsync and rename, then fsync the directory.
 fn persist(dir: &Path, record: &ContainerRecord) -> Result<()> {
     let path = dir.join("record.json");
@@ -391,6 +443,34 @@ mod tests {
         again.remove("front")?;
         assert!(!tmp.path().join("containers").join(&a.id).exists());
         assert!(matches!(again.get("front"), Err(ContainerError::NotFound(_))));
+        Ok(())
+    }
+
+    #[test]
+    fn runtime_state_goes_to_state_json_and_wins_on_reopen() -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        let c = Containers::open(tmp.path())?;
+        let a = c.create(Some("job"), body("busybox"), None)?;
+        let dir = tmp.path().join("containers").join(&a.id);
+        let durable = std::fs::read(dir.join("record.json"))?;
+        c.update("job", |r| {
+            r.state.status = Status::Running;
+            r.state.pid = 42;
+            r.restart_count = 2;
+        })?;
+        // Only the runtime state changed: record.json is as it was, state.json has the news.
+        assert_eq!(std::fs::read(dir.join("record.json"))?, durable);
+        let again = Containers::open(tmp.path())?;
+        let r = again.get("job")?;
+        assert_eq!((r.state.status, r.state.pid, r.restart_count), (Status::Running, 42, 2));
+        // A config change rewrites record.json (with the state); a torn state.json falls back to it.
+        again.update("job", |r| r.manually_stopped = true)?;
+        assert_ne!(std::fs::read(dir.join("record.json"))?, durable);
+        std::fs::write(dir.join("state.json"), b"{\"id\": ")?;
+        let third = Containers::open(tmp.path())?;
+        let r = third.get("job")?;
+        assert!(r.manually_stopped);
+        assert_eq!((r.state.status, r.state.pid), (Status::Running, 42));
         Ok(())
     }
 
