@@ -25,17 +25,23 @@ cargo build --quiet --release --workspace
 cargo build --quiet --release -p berth-engine --example engine_bench
 bin=target/release/examples/engine_bench
 
-work=$(mktemp -d /var/tmp/berth-engine-bench.XXXXXX)
+# Short: the run dir holds Unix sockets named by 64-hex container ids (108-byte limit).
+work=$(mktemp -d /tmp/bbe.XXXXXX)
 root=$work/root
 run=$work/run
 export BERTH_CGROUP_PARENT=/berth-bench-$(basename "$work")
+# The berth-netd the CLI starts gets its own nft table; the containers here run with no network.
+export BERTH_NETD_NFT_TABLE=bbe_$(basename "$work" | tr -cd 'a-zA-Z0-9')
 berth() { target/release/berth --root "$root" --run-dir "$run" "$@"; }
 cleanup() {
     crun delete -f berthbench-crun >/dev/null 2>&1 || true
-    if [ -f "$run/berthd.pid" ]; then
-        kill -TERM "$(cat "$run/berthd.pid")" 2>/dev/null || true
-        for _ in $(seq 50); do [ -e "/proc/$(cat "$run/berthd.pid")" ] || break; sleep 0.1; done
-    fi
+    tag=$(cat "$root/netd/instance" 2>/dev/null || true)
+    for daemon in berthd netd; do
+        [ -f "$run/$daemon.pid" ] || continue
+        pid=$(cat "$run/$daemon.pid")
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do [ -e "/proc/$pid" ] || break; sleep 0.1; done
+    done
     # Anything left by a failed run: processes in our cgroups, our mounts, then the cgroups.
     for h in /sys/fs/cgroup/*/; do
         for d in "$h${BERTH_CGROUP_PARENT#/}"/*/; do
@@ -47,6 +53,11 @@ cleanup() {
     for h in /sys/fs/cgroup/*/; do
         find "$h${BERTH_CGROUP_PARENT#/}" -depth -type d -exec rmdir {} + 2>/dev/null || true
     done
+    if [ -n "$tag" ]; then
+        ip -o -d link show | grep "alias berth-netd:$tag" | awk -F': ' '{print $2}' | cut -d@ -f1 |
+            xargs -r -n1 ip link del dev 2>/dev/null || true
+    fi
+    nft delete table inet "$BERTH_NETD_NFT_TABLE" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
