@@ -64,22 +64,34 @@ async fn lifecycle(sock: &str, image: &str, runs: usize) -> Result<()> {
     let client = Client::connect_with_unix(Path::new(sock));
     let body = body(image, &["true"]);
     let mut samples = Vec::with_capacity(runs);
+    // Each phase too, to see where the time goes.
+    let mut phases: [Vec<f64>; 4] = Default::default();
     // Three warm-up runs, as hyperfine does for the peers: page cache, layer unpack, first cgroup creation.
     for i in 0..runs + 3 {
         let t = Instant::now();
         let id = client.create_container(None, &body).await?.id;
+        let created = t.elapsed();
         client.start_container(&id).await?;
+        let started = t.elapsed();
         let code = client.wait_container(&id, None).await?.status_code;
+        let waited = t.elapsed();
         client.remove_container(&id, None).await?;
-        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        let removed = t.elapsed();
         if code != 0 {
             return Err(format!("`true` exited {code}").into());
         }
         if i >= 3 {
-            samples.push(ms);
+            samples.push(removed.as_secs_f64() * 1000.0);
+            let marks = [Duration::ZERO, created, started, waited, removed];
+            for (p, w) in phases.iter_mut().zip(marks.windows(2)) {
+                p.push((w[1] - w[0]).as_secs_f64() * 1000.0);
+            }
         }
     }
     report("lifecycle", samples);
+    for (name, p) in ["create", "start", "wait", "remove"].into_iter().zip(phases) {
+        report(name, p);
+    }
     Ok(())
 }
 
