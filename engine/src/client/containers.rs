@@ -260,11 +260,7 @@ impl Client {
     }
 
     /// `DELETE /containers/{id}?force=&v=`.
-    pub async fn remove_container(
-        &self,
-        id: &str,
-        options: Option<RemoveContainerOptions>,
-    ) -> Result<(), ClientError> {
+    pub async fn remove_container(&self, id: &str, options: Option<RemoveContainerOptions>) -> Result<(), ClientError> {
         let path = query(&format!("/containers/{}", segment(id)), &options.unwrap_or_default())?;
         self.request(Method::DELETE, &path, None).await.map(drop)
     }

@@ -3,9 +3,9 @@
 
 pub mod cgroups;
 pub mod config;
+pub mod copy;
 pub mod exec;
 pub mod health;
-pub mod copy;
 pub mod lifecycle;
 pub mod record;
 pub mod restart;
