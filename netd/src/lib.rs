@@ -6,6 +6,7 @@
 pub mod api;
 pub mod client;
 pub mod ipam;
+pub mod paths;
 
 #[cfg(feature = "daemon")]
 pub mod daemon;
@@ -19,8 +20,6 @@ pub mod links;
 pub mod naming;
 #[cfg(feature = "daemon")]
 pub mod nft;
-#[cfg(feature = "daemon")]
-pub mod paths;
 #[cfg(feature = "daemon")]
 pub mod server;
 #[cfg(feature = "daemon")]

@@ -1,11 +1,14 @@
-//! Where netd keeps its state and its socket: the same `--root`/`--run-dir` and `BERTH_ROOT`/`BERTH_RUN_DIR` as
-//! berthd (engine/src/paths.rs), so one pair of settings moves both daemons.
+//! Where berth keeps its state and its sockets, for both daemons: berthd uses this type too (as
+//! `berth_engine::paths`), so one pair of settings — `--root`/`--run-dir` or `BERTH_ROOT`/`BERTH_RUN_DIR` — moves
+//! both, which is how tests run isolated installations side by side. No daemon dependencies: the client half of
+//! this crate has it.
 
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_ROOT: &str = "/var/lib/berth";
 pub const DEFAULT_RUN_DIR: &str = "/run/berth";
 pub const SOCKET: &str = "netd.sock";
+pub const ENGINE_SOCKET: &str = "berth.sock";
 pub const PID_FILE: &str = "netd.pid";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +35,19 @@ impl Paths {
         self.root.join("netd")
     }
 
+    /// berth-netd's socket.
     pub fn socket(&self) -> PathBuf {
         self.run_dir.join(SOCKET)
+    }
+
+    /// The same as [`Paths::socket`], by the name berthd and the CLI use.
+    pub fn netd_socket(&self) -> PathBuf {
+        self.socket()
+    }
+
+    /// berthd's socket (Docker API compatible).
+    pub fn engine_socket(&self) -> PathBuf {
+        self.run_dir.join(ENGINE_SOCKET)
     }
 
     pub fn pid_file(&self) -> PathBuf {
@@ -50,5 +64,7 @@ mod tests {
         let p = Paths::resolve(Some(Path::new("/tmp/r")), Some(Path::new("/tmp/run")));
         assert_eq!(p.socket(), PathBuf::from("/tmp/run/netd.sock"));
         assert_eq!(p.state_dir(), PathBuf::from("/tmp/r/netd"));
+        assert_eq!(p.engine_socket(), PathBuf::from("/tmp/run/berth.sock"));
+        assert_eq!(p.root, PathBuf::from("/tmp/r"));
     }
 }
