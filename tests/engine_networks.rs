@@ -294,3 +294,50 @@ fn connecting_a_created_container_takes_effect_at_start() {
     b.docker_ok(&["rm", "-f", "late", "peer"]);
     b.docker_ok(&["network", "rm", "first", "second"]);
 }
+
+/// A name shared by several containers (a scaled compose service is an alias on every replica) answers with every
+/// replica's address, and the order rotates between answers.
+#[test]
+fn a_shared_alias_returns_every_replica() {
+    let b = berth_with_image();
+    b.docker_ok(&["network", "create", "--subnet", "10.215.19.0/24", "scaled"]);
+    let mut ips = Vec::new();
+    for n in 1..=3 {
+        let name = format!("web-{n}");
+        b.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            "scaled",
+            "--network-alias",
+            "web",
+            "e2e/bb:1",
+            "sleep",
+            "600",
+        ]);
+        ips.push(inspect(&b, &name, "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"));
+    }
+    b.docker_ok(&["run", "-d", "--name", "client", "--network", "scaled", "e2e/bb:1", "sleep", "600"]);
+    let answer = exec_until(&b, "client", &["nslookup", "web"], &ips[2]);
+    for ip in &ips {
+        assert!(answer.contains(ip.as_str()), "{ip} missing from:\n{answer}");
+    }
+    // Rotation: the first address answered is not always the same.
+    let firsts: std::collections::BTreeSet<String> = (0..6)
+        .filter_map(|_| {
+            let out = stdout(&b.docker(&["exec", "client", "nslookup", "web"]));
+            // busybox nslookup prints the server first, then "Name: web" and the addresses in answer order.
+            out.split("Name:")
+                .nth(1)
+                .and_then(|rest| {
+                    rest.lines().find_map(|l| l.strip_prefix("Address: ").or_else(|| l.strip_prefix("Address 1: ")))
+                })
+                .map(|a| a.split_whitespace().next().unwrap_or_default().to_string())
+        })
+        .collect();
+    assert!(firsts.len() > 1, "the replicas' order never changed: {firsts:?}\n{answer}");
+    b.docker_ok(&["rm", "-f", "web-1", "web-2", "web-3", "client"]);
+    b.docker_ok(&["network", "rm", "scaled"]);
+}
