@@ -169,7 +169,12 @@ fn live_events_stream_in_dockers_shape() {
             seen.push(v.clone());
             let is_ours = v["Actor"]["Attributes"]["name"] == name.as_str();
             if is_ours && v["Action"] == "destroy" {
-                done = Some(name.clone());
+                // Whole life seen only if its create came after the subscription; else try the next container.
+                let created =
+                    seen.iter().any(|e| e["Actor"]["Attributes"]["name"] == name.as_str() && e["Action"] == "create");
+                if created {
+                    done = Some(name.clone());
+                }
                 break;
             }
         }
