@@ -52,12 +52,17 @@ pub fn exec_in(args: &ExecArgs) -> Result<i32, String> {
     exec::exec(args).map(|r| r.exit_code())
 }
 
-/// What the container (and a runtime binary or hook) should start with: no blocked signals, SIGPIPE at default.
+/// What the container (and a runtime binary or hook) should start with: no blocked signals, every standard
+/// signal at its default.
 fn reset_signals() {
     let _ = SigSet::empty().thread_set_mask();
-    // Rust ignores SIGPIPE at startup and an ignored signal survives execve. A caught one is reset to default by
-    // execve, so catching it here gives the container the default.
-    let _ = signal_hook::flag::register(signal_hook::consts::SIGPIPE, Arc::new(AtomicBool::new(false)));
+    // An ignored signal survives execve: Rust ignores SIGPIPE at startup, and a berthd started under `nohup` (or
+    // by anything that ignores SIGHUP, SIGINT, SIGQUIT) would hand that on to every container. A caught signal is
+    // reset to default by execve, so catching each one here gives the container the defaults.
+    use signal_hook::consts::*;
+    for sig in [SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGALRM, SIGTERM, SIGUSR1, SIGUSR2, SIGTSTP, SIGTTIN, SIGTTOU] {
+        let _ = signal_hook::flag::register(sig, Arc::new(AtomicBool::new(false)));
+    }
 }
 
 #[cfg(feature = "libcontainer")]
